@@ -1,0 +1,56 @@
+"""sdlab: measure diffusion samplers — every A1111 and ComfyUI sampler and schedule, on any Stable Diffusion
+checkpoint or on the small embedded model that runs on any CPU.
+
+Quick start::
+
+    import sdlab
+    result = sdlab.generate("a red circle above a blue square, sunset sky",
+                            sampler="DPM++ 2M", schedule="Karras", steps=20, seeds=[0, 1], trajectory=True)
+    result.images            # (2, 3, 64, 64) in [0, 1]
+    result.trajectories[0]   # per step: sigma, latent, denoised prediction, NFE, time
+
+    sigmas = sdlab.get_sigmas("karras", 20)                      # a schedule is a tensor
+    x = sdlab.sample(my_denoiser, noise * sigmas[0], sigmas, "Euler a")   # any k-diffusion denoiser
+
+Names are lazily imported: ``import sdlab`` loads neither diffusers nor any plotting library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sdlab.errors import SdlabError
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it, in teaching order
+_LAZY = {
+    "generate": "sdlab.generate",
+    "GenerateResult": "sdlab.generate",
+    "get_sigmas": "sdlab.schedules",
+    "list_schedules": "sdlab.schedules",
+    "sample": "sdlab.samplers",
+    "list_samplers": "sdlab.samplers",
+    "resolve_sampler": "sdlab.samplers",
+    "load_model": "sdlab.models",
+    "RunSpec": "sdlab.spec",
+    "ImageRNG": "sdlab.rng",
+    "parse_infotext": "sdlab.infotext",
+    "format_infotext": "sdlab.infotext",
+}
+
+__all__ = ["SdlabError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sdlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

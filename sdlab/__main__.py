@@ -1,0 +1,5 @@
+import sys
+
+from sdlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""The ``sdlab`` command line: generate images, list samplers and schedules, evaluate the embedded model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from sdlab.errors import SdlabError
+
+__all__ = ["main"]
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from sdlab.generate import generate
+
+    options = {}
+    for item in args.option or []:
+        key, _, value = item.partition("=")
+        if not _:
+            raise SdlabError("--option takes NAME=VALUE", option=item, hint="e.g. --option eta=0.5")
+        options[key] = json.loads(value) if value[:1] in "-0123456789[{tfn" else value
+    result = generate(
+        args.prompt,
+        negative_prompt=args.negative,
+        sampler=args.sampler,
+        schedule=args.schedule,
+        steps=args.steps,
+        cfg=args.cfg,
+        seeds=args.seed or [0],
+        size=args.size,
+        model=args.model,
+        rng=args.rng,
+        clip_skip=args.clip_skip,
+        device=args.device,
+        progress=not args.quiet,
+        **options,
+    )
+    for path in result.save(args.out):
+        print(path)
+    return 0
+
+
+def _cmd_samplers(args: argparse.Namespace) -> int:
+    from sdlab.samplers import list_samplers
+
+    rows = list_samplers()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = f"{'A1111':<18} {'ComfyUI':<28} {'order':<5} {'NFE/step':<8} {'stochastic':<10} {'Automatic schedule'}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        comfy = ", ".join(r["comfy"]) or "-"
+        print(
+            f"{r['a1111'] or '-':<18} {comfy:<28} {r['order']:<5} {r['nfe_per_step']:<8} {r['stochastic']:<10} "
+            f"{r['default_schedule']}"
+        )
+    return 0
+
+
+def _cmd_schedules(args: argparse.Namespace) -> int:
+    from sdlab.schedules import list_schedules
+
+    rows = [info if isinstance(info, dict) else vars(info) for info in list_schedules()]
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        for r in rows:
+            print(f"{r.get('name', ''):<20} {r.get('source', ''):<12} {r.get('description', '')}")
+    return 0
+
+
+def _cmd_eval_model(args: argparse.Namespace) -> int:
+    from sdlab.embedded.evaluate import evaluate_model, format_table
+
+    metrics = evaluate_model(n=args.n, progress=not args.quiet)
+    print(json.dumps(metrics, indent=2) if args.json else format_table(metrics))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdlab", description="Measure diffusion samplers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate PNGs (A1111 infotext + sdlab spec inside)")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--negative", default="")
+    g.add_argument("--sampler", default="DPM++ 2M", help="A1111, ComfyUI or k_ name, e.g. 'Euler a', dpmpp_2m")
+    g.add_argument("--schedule", default="Automatic", help="e.g. Karras, Exponential, sgm_uniform")
+    g.add_argument("--steps", type=int, default=20)
+    g.add_argument("--cfg", type=float, default=7.0)
+    g.add_argument("--seed", type=int, action="append", help="repeat for several images")
+    g.add_argument("--size", default=None, help="WIDTHxHEIGHT (default: the model's native size)")
+    g.add_argument("--model", default=None, help="hub id, diffusers folder or .safetensors file (default: embedded)")
+    g.add_argument("--rng", default="GPU", choices=["GPU", "CPU", "NV"], help="A1111's random number source")
+    g.add_argument("--clip-skip", type=int, default=1)
+    g.add_argument("--device", default=None)
+    g.add_argument("--option", action="append", help="sampler option NAME=VALUE, e.g. eta=0.5")
+    g.add_argument("--out", required=True)
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=_cmd_generate)
+
+    s = sub.add_parser("samplers", help="the sampler catalogue")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_samplers)
+
+    sc = sub.add_parser("schedules", help="the schedule catalogue")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=_cmd_schedules)
+
+    e = sub.add_parser("eval-model", help="measure the embedded model (VAE PSNR, adherence, diversity)")
+    e.add_argument("--n", type=int, default=200)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_cmd_eval_model)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SdlabError as exc:
+        print(f"sdlab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

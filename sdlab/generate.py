@@ -1,0 +1,388 @@
+"""Text to image with any sampler and schedule, A1111's way, with the full trajectory when asked.
+
+>>> import sdlab
+>>> result = sdlab.generate("a red circle above a blue square, sunset sky", sampler="Euler a", steps=20,
+...                         seeds=[1, 2])                           # the embedded model by default
+>>> result.images.shape                                             # (batch, 3, H, W) in [0, 1]
+torch.Size([2, 3, 64, 64])
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sdlab.errors import SdlabError
+from sdlab.samplers.catalogue import ResolvedSampler, resolve_sampler
+from sdlab.spec import RunSpec
+
+__all__ = ["generate", "load", "schedule_for", "GenerateResult", "Trajectory"]
+
+_MODELS: dict[tuple[Any, ...], Any] = {}
+MAX_STEPS = 1000
+
+
+def load(model: Any = None, *, device: str | None = None, dtype: Any = None) -> Any:
+    """The model for ``model`` (None = the embedded one; a hub id, folder or file; or an SDModel), cached."""
+    if model is not None and not isinstance(model, (str, Path)):
+        return model
+    key = (str(model) if model is not None else None, device, str(dtype))
+    if key not in _MODELS:
+        from sdlab.models import load_model
+
+        _MODELS[key] = load_model(model, device=device, dtype=dtype)
+    return _MODELS[key]
+
+
+def schedule_for(
+    sampler: str | ResolvedSampler,
+    schedule: str,
+    steps: int,
+    model: Any = None,
+    *,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+    rho: float | None = None,
+    always_discard_penultimate: bool = False,
+    **schedule_options: Any,
+) -> tuple[Tensor, str]:
+    """The sigmas A1111 (or ComfyUI) would run ``sampler`` on, and the name of the schedule it resolved to.
+
+    "Automatic" takes the schedule the name carries ("DPM++ 2M Karras"), else the sampler's A1111 default; A1111's
+    DDIM, PLMS and UniPC then run on their own fixed timesteps (given here as the matching sigmas).
+    """
+    from sdlab.schedules import get_sigmas
+
+    resolved = resolve_sampler(sampler)
+    info = resolved.info
+    name = schedule
+    if resolved.flavour == "diffusers":  # the scheduler's own timesteps
+        from sdlab.samplers.diffusers_engine import scheduler_sigmas
+
+        kwargs = {k: v for k, v in schedule_options.items() if k != "generator"}
+        return scheduler_sigmas(resolved.options["scheduler_class"], steps, model, **kwargs), "diffusers"
+    if schedule.lower() == "automatic":
+        if resolved.schedule:
+            name = resolved.schedule
+        elif info.timesteps and resolved.flavour == "a1111":
+            from sdlab.samplers.a1111 import TIMESTEP_SIGMAS
+
+            return TIMESTEP_SIGMAS[info.key](model, steps), f"{info.key} timesteps"
+        else:
+            name = info.default_schedule
+    sigmas = get_sigmas(
+        name,
+        steps,
+        model,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        rho=rho,
+        discard_penultimate=resolved.discard_penultimate or always_discard_penultimate,
+        **schedule_options,
+    )
+    return sigmas, name
+
+
+@dataclass
+class Trajectory:
+    """One image's path through sampling: per step i, sigma, the latent x, the denoised prediction, NFE, time."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def column(self, key: str) -> list[Any]:
+        return [s[key] for s in self.steps]
+
+    def latents(self, which: str = "denoised") -> Tensor:
+        """Stacked latents (steps, C, h, w): ``which`` is "denoised" (the x0 prediction) or "x"."""
+        return torch.stack(self.column(which))
+
+    def decode(self, model: Any, *, which: str = "denoised", mode: str = "full") -> Tensor:
+        """Images (steps, 3, H, W) in [0, 1], with the full VAE (``mode="full"``) or A1111's cheap linear preview."""
+        lat = self.latents(which)
+        if mode == "full":
+            return model.decode(lat)
+        if mode == "preview":
+            return model.preview(lat)
+        raise SdlabError("unknown trajectory decode mode", mode=mode, hint="use 'full' or 'preview'")
+
+
+@dataclass
+class GenerateResult:
+    """Images in [0, 1] (batch, 3, H, W, float32 on the CPU), final latents, one spec per image, trajectories."""
+
+    images: Tensor
+    latents: Tensor
+    specs: list[RunSpec]
+    trajectories: list[Trajectory] | None
+    nfe: int
+    seconds: float
+    sigmas: Tensor
+
+    def pil(self) -> list[Any]:
+        """The images as PIL images."""
+        from PIL import Image
+
+        arr = (self.images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return [Image.fromarray(a) for a in arr]
+
+    def save(self, out_dir: str | Path, *, prefix: str = "") -> list[Path]:
+        """Write one PNG per image with A1111's ``parameters`` infotext and sdlab's full spec; returns the paths."""
+        from sdlab.infotext import format_infotext, write_png
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for img, spec in zip(self.pil(), self.specs, strict=True):
+            path = out / f"{prefix}{spec.seed}-{spec.key()[:12]}.png"
+            write_png(path, img, format_infotext(spec.to_a1111()), spec.to_dict())
+            paths.append(path)
+        return paths
+
+
+def _check(steps: int, cfg: float, seeds: Sequence[int], sampler: str) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise SdlabError("steps must be an integer >= 1", sampler=sampler, steps=steps, hint="e.g. steps=20")
+    if steps > MAX_STEPS:
+        raise SdlabError(f"steps > {MAX_STEPS} is not supported", sampler=sampler, steps=steps)
+    if not isinstance(cfg, (int, float)) or not math.isfinite(cfg):
+        raise SdlabError("CFG scale must be a finite number", sampler=sampler, cfg=cfg, hint="e.g. cfg=7")
+    if len(seeds) == 0:
+        raise SdlabError("give at least one seed", sampler=sampler, hint="e.g. seeds=[0]")
+
+
+def generate(
+    prompt: str | Sequence[str],
+    *,
+    negative_prompt: str | Sequence[str] = "",
+    sampler: str = "DPM++ 2M",
+    schedule: str = "Automatic",
+    steps: int = 20,
+    cfg: float = 7.0,
+    seeds: Sequence[int] | int = (0,),
+    size: tuple[int, int] | str | None = None,
+    model: Any = None,
+    trajectory: bool = False,
+    batch_size: int | None = None,
+    rng: str = "GPU",
+    ensd: int = 0,
+    clip_skip: int = 1,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+    rho: float | None = None,
+    always_discard_penultimate: bool = False,
+    start_step: int = 0,
+    end_step: int | None = None,
+    add_noise: bool = True,
+    return_leftover_noise: bool = False,
+    latents: Tensor | None = None,
+    device: str | None = None,
+    dtype: Any = None,
+    decode: bool = True,
+    progress: bool = False,
+    **sampler_options: Any,
+) -> GenerateResult:
+    """Generate one image per seed with A1111's semantics; the embedded model when ``model`` is None.
+
+    ``sampler`` and ``schedule`` take A1111 names ("DPM++ 2M Karras", "Euler a"), ComfyUI names ("dpmpp_2m" with
+    schedule "karras") or old ``k_`` forms. Each image has its own generator (``rng``: "GPU", "CPU" or "NV"), so
+    it never changes with batch size or position. KSamplerAdvanced-style handoff: ``start_step``/``end_step``
+    slice the schedule, ``add_noise=False`` continues ``latents`` as they are, ``return_leftover_noise=True``
+    stops at the slice's last sigma instead of denoising to 0. Extra keyword arguments go to the sampler (eta,
+    s_churn, s_noise, solver_type, ...). With ``trajectory=True`` each image's per-step latents, denoised
+    predictions, NFE and wall time are recorded.
+    """
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    _check(steps, cfg, seeds, sampler)
+    resolved = resolve_sampler(sampler)
+    sd = load(model, device=device, dtype=dtype)
+    width, height = _size(size, sd, resolved.label)
+    prompts = _per_image(prompt, seeds, "prompt")
+    negatives = _per_image(negative_prompt, seeds, "negative_prompt")
+
+    sigmas, schedule_resolved = schedule_for(
+        resolved, schedule, steps, sd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho,
+        always_discard_penultimate=always_discard_penultimate,
+        **(sampler_options if resolved.flavour == "diffusers" else {}),
+    )  # fmt: skip
+    sigmas = _slice(sigmas, start_step, end_step, return_leftover_noise, resolved.label)
+    options = {**resolved.options, **sampler_options}
+    specs = [
+        RunSpec(
+            prompt=p, seed=s, negative_prompt=n, sampler=str(sampler), sampler_key=resolved.info.key,
+            schedule=schedule, schedule_resolved=schedule_resolved, steps=steps, cfg=float(cfg),
+            width=width, height=height, model=sd.model_id, model_hash=sd.model_hash, clip_skip=clip_skip,
+            rng=rng, ensd=ensd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, start_step=start_step,
+            end_step=end_step, add_noise=add_noise, return_leftover_noise=return_leftover_noise,
+            sampler_options=tuple(sorted(options.items())), device=str(sd.device),
+            dtype=str(sd.dtype).removeprefix("torch."),
+        )
+        for p, n, s in zip(prompts, negatives, seeds, strict=True)
+    ]  # fmt: skip
+    if latents is not None and len(latents) != len(seeds):
+        raise SdlabError("latents must have one entry per seed", latents=tuple(latents.shape), seeds=len(seeds))
+    if not add_noise and latents is None:
+        raise SdlabError("add_noise=False continues given latents", hint="pass latents= from an earlier run")
+
+    batch_size = batch_size or len(seeds)
+    images, finals, trajs, nfe = [], [], [], 0
+    t0 = time.perf_counter()
+    bar = _progress(len(seeds), progress, resolved.label)
+    for b in range(0, len(seeds), batch_size):
+        sl = slice(b, b + batch_size)
+        out = _run_batch(
+            sd, resolved, sigmas, seeds[sl], prompts[sl], negatives[sl], cfg=cfg, width=width, height=height,
+            rng=rng, ensd=ensd, clip_skip=clip_skip, add_noise=add_noise,
+            latents=None if latents is None else latents[sl], trajectory=trajectory, options=sampler_options,
+        )  # fmt: skip
+        x, denoised_last, batch_trajs, batch_nfe = out
+        finals.append(x.float().cpu())
+        nfe += batch_nfe
+        if decode:
+            images.append(sd.decode(denoised_last if return_leftover_noise else x))
+        if trajectory:
+            trajs.extend(batch_trajs)
+        bar.update(len(seeds[sl]))
+    bar.close()
+    lat = torch.cat(finals)
+    imgs = torch.cat(images) if images else torch.empty(0)
+    return GenerateResult(imgs, lat, specs, trajs if trajectory else None, nfe, time.perf_counter() - t0, sigmas)
+
+
+def _run_batch(
+    sd: Any,
+    resolved: ResolvedSampler,
+    sigmas: Tensor,
+    seeds: list[int],
+    prompts: list[str],
+    negatives: list[str],
+    *,
+    cfg: float,
+    width: int,
+    height: int,
+    rng: str,
+    ensd: int,
+    clip_skip: int,
+    add_noise: bool,
+    latents: Tensor | None,
+    trajectory: bool,
+    options: dict[str, Any],
+) -> tuple[Tensor, Tensor, list[Trajectory], int]:
+    from sdlab import rng as rng_mod
+    from sdlab.samplers import sample
+
+    shape = sd.latent_shape(width, height)
+    options = dict(options)
+    if resolved.flavour == "diffusers":  # diffusers' way: one CPU generator per image, initial noise then steps
+        gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        noise = torch.stack([torch.randn(shape, generator=g) for g in gens]).to(sd.device)
+        options["generator"] = gens
+    else:
+        image_rng = rng_mod.ImageRNG(shape, seeds, source=rng, device=sd.device, ensd=ensd)
+        noise = image_rng.first().to(device=sd.device, dtype=torch.float32)
+    base = torch.zeros_like(noise) if latents is None else latents.to(device=sd.device, dtype=torch.float32)
+    x = base + noise * sigmas[0].to(noise) if add_noise else base
+    cond = sd.encode_prompt(prompts, negatives, clip_skip=clip_skip, size=(width, height))
+    denoiser = sd.denoiser(cond, cfg)
+    if resolved.flavour == "diffusers":
+        noise_sampler = None
+    elif resolved.info.brownian:
+        noise_sampler = rng_mod.brownian_noise_sampler(x, sigmas, seeds, source=rng, ensd=ensd)
+    else:
+        noise_sampler = rng_mod.image_noise_sampler(image_rng)
+
+    trajs = [Trajectory() for _ in seeds]
+    last: dict[str, Tensor] = {}
+    t0 = time.perf_counter()
+
+    def record(info: dict[str, Any]) -> None:
+        last["denoised"] = info["denoised"]
+        if not trajectory:
+            return
+        now, nfe = time.perf_counter() - t0, int(getattr(denoiser, "nfe", 0))
+        xs, ds = info["x"].detach().float().cpu(), info["denoised"].detach().float().cpu()
+        sigma_hat = info.get("sigma_hat", info["sigma"])
+        for k, tr in enumerate(trajs):
+            tr.steps.append(
+                {
+                    "i": int(info["i"]),
+                    "sigma": _scalar(info["sigma"]),
+                    "sigma_hat": _scalar(sigma_hat),
+                    "x": xs[k],
+                    "denoised": ds[k],
+                    "nfe": nfe,
+                    "time": now,
+                }
+            )
+
+    out = sample(denoiser, x, sigmas.to(sd.device), resolved, callback=record, noise_sampler=noise_sampler, **options)
+    return out, last.get("denoised", out), trajs, int(getattr(denoiser, "nfe", 0))
+
+
+def _scalar(v: Any) -> float:
+    return float(v.flatten()[0]) if isinstance(v, Tensor) else float(v)
+
+
+def _slice(sigmas: Tensor, start: int, end: int | None, leftover: bool, sampler: str) -> Tensor:
+    """ComfyUI KSamplerAdvanced's start/end steps; without leftover noise the last sigma is forced to 0."""
+    n = len(sigmas) - 1
+    if end is not None:
+        if not 0 < end <= n:
+            raise SdlabError("end_step out of range", sampler=sampler, end_step=end, steps=n)
+        sigmas = sigmas[: end + 1].clone()
+        if not leftover:
+            sigmas[-1] = 0
+    elif leftover:
+        raise SdlabError("return_leftover_noise needs end_step", sampler=sampler, hint="pass end_step=k")
+    if start:
+        if not 0 <= start < len(sigmas) - 1:
+            raise SdlabError("start_step out of range", sampler=sampler, start_step=start, steps=n)
+        sigmas = sigmas[start:]
+    return sigmas
+
+
+def _size(size: tuple[int, int] | str | None, sd: Any, sampler: str) -> tuple[int, int]:
+    if size is None:
+        return tuple(sd.default_size)  # type: ignore[return-value]
+    if isinstance(size, str):
+        try:
+            w, h = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise SdlabError("size must look like WIDTHxHEIGHT", size=size, hint="e.g. 512x512") from None
+    else:
+        w, h = size
+    if w <= 0 or h <= 0 or w % 8 or h % 8:
+        raise SdlabError("width and height must be positive multiples of 8", sampler=sampler, size=f"{w}x{h}")
+    return int(w), int(h)
+
+
+def _per_image(value: str | Sequence[str], seeds: list[int], name: str) -> list[str]:
+    if isinstance(value, str):
+        return [value] * len(seeds)
+    value = list(value)
+    if len(value) != len(seeds):
+        raise SdlabError(f"{name} list must have one entry per seed", **{name: len(value)}, seeds=len(seeds))
+    return value
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(total: int, enabled: bool, label: str) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit="img")
