@@ -296,7 +296,7 @@ def _run_batch(
     if resolved.flavour == "diffusers":
         noise_sampler = None
     elif resolved.info.brownian:
-        noise_sampler = rng_mod.brownian_noise_sampler(x, sigmas, seeds, source=rng, ensd=ensd)
+        noise_sampler = rng_mod.brownian_noise_sampler(x, sigmas, seeds, source=rng)  # A1111: no ENSD here
     else:
         noise_sampler = rng_mod.image_noise_sampler(image_rng)
 
