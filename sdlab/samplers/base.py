@@ -19,7 +19,6 @@ draw fresh noise only from ``noise_sampler(sigma, sigma_next)``; without one the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -57,16 +56,16 @@ def to_d(x: Tensor, sigma: Tensor, denoised: Tensor) -> Tensor:
     return (x - denoised) / append_dims(sigma, x.ndim)
 
 
-def get_ancestral_step(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tuple[float, float]:
+def get_ancestral_step(sigma_from: Any, sigma_to: Any, eta: float = 1.0) -> tuple[Any, Any]:
     """Split an ancestral step into a deterministic part down to ``sigma_down`` and fresh noise ``sigma_up``.
 
+    Works on floats or 0-d tensors (kept as given, so float32 runs round exactly like k-diffusion's).
     ``eta=0`` gives ``(sigma_to, 0)``: exactly the deterministic step.
     """
-    if not eta or not sigma_to:
-        return float(sigma_to), 0.0
-    sigma_from, sigma_to = float(sigma_from), float(sigma_to)
-    sigma_up = min(sigma_to, eta * math.sqrt(sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2))
-    sigma_down = math.sqrt(sigma_to**2 - sigma_up**2)
+    if not eta:
+        return sigma_to, 0.0
+    sigma_up = min(sigma_to, eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5)
+    sigma_down = (sigma_to**2 - sigma_up**2) ** 0.5
     return sigma_down, sigma_up
 
 
