@@ -290,7 +290,7 @@ def _run_batch(
         image_rng = rng_mod.ImageRNG(shape, seeds, source=rng, device=sd.device, ensd=ensd)
         noise = image_rng.first().to(device=sd.device, dtype=torch.float32)
     base = torch.zeros_like(noise) if latents is None else latents.to(device=sd.device, dtype=torch.float32)
-    x = base + noise * sigmas[0].to(noise) if add_noise else base
+    x = base + noise * _init_noise_scale(resolved, sigmas).to(noise) if add_noise else base
     cond = sd.encode_prompt(prompts, negatives, clip_skip=clip_skip, size=(width, height))
     denoiser = sd.denoiser(cond, cfg)
     if resolved.flavour == "diffusers":
@@ -325,7 +325,22 @@ def _run_batch(
             )
 
     out = sample(denoiser, x, sigmas.to(sd.device), resolved, callback=record, noise_sampler=noise_sampler, **options)
+    out = _final_latent(resolved, sigmas, out)
     return out, last.get("denoised", out), trajs, int(getattr(denoiser, "nfe", 0))
+
+
+def _init_noise_scale(resolved: ResolvedSampler, sigmas: Tensor) -> Tensor:
+    """sigma_0, except that A1111 hands DDIM, PLMS and UniPC unit noise as the VP latent: sqrt(1 + sigma_0^2)."""
+    if resolved.info.timesteps and resolved.flavour == "a1111":
+        return (1 + sigmas[0] ** 2).sqrt()
+    return sigmas[0]
+
+
+def _final_latent(resolved: ResolvedSampler, sigmas: Tensor, x: Tensor) -> Tensor:
+    """What A1111 decodes: the timestep samplers end at the first training sigma, in VP scaling."""
+    if resolved.info.timesteps and resolved.flavour == "a1111" and float(sigmas[-1]) > 0:
+        return x / (1 + sigmas[-1].to(x) ** 2).sqrt()
+    return x
 
 
 def _scalar(v: Any) -> float:
