@@ -37,6 +37,8 @@ _LAZY = {
     "RunSpec": "sdlab.spec",
     "ImageRNG": "sdlab.rng",
     "parse_infotext": "sdlab.infotext",
+    "compare": "sdlab.metrics",
+    "ResultsStore": "sdlab.store",
     "format_infotext": "sdlab.infotext",
 }
 
