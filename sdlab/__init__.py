@@ -26,8 +26,8 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it, in teaching order
 _LAZY = {
-    "generate": "sdlab.generate",
-    "GenerateResult": "sdlab.generate",
+    "generate": "sdlab.generation",
+    "GenerateResult": "sdlab.generation",
     "get_sigmas": "sdlab.schedules",
     "list_schedules": "sdlab.schedules",
     "sample": "sdlab.samplers",

@@ -13,7 +13,7 @@ __all__ = ["main"]
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from sdlab.generate import generate
+    from sdlab.generation import generate
 
     options = {}
     for item in args.option or []:

@@ -34,7 +34,7 @@ def _noise(n=2, seed=0):
 
 @pytest.mark.parametrize("name", list(A1111_SAMPLERS))
 def test_every_a1111_sampler_runs_by_name_and_lands_near_the_data(model, name):
-    from sdlab.generate import schedule_for
+    from sdlab.generation import schedule_for
 
     sigmas, _ = schedule_for(name, "Automatic", 12, model)
     x = sdlab.sample(model, _noise() * sigmas[0], sigmas, name, seeds=[1, 2])
@@ -94,7 +94,7 @@ def test_custom_sampler_function_is_accepted(model):
 
 
 def test_deterministic_samplers_are_bit_identical_on_rerun(model):
-    from sdlab.generate import schedule_for
+    from sdlab.generation import schedule_for
 
     for info_name in ("DPM++ 2M", "Heun", "LMS", "DPM2", "UniPC", "DDIM", "PLMS", "DPM adaptive"):
         r = resolve_sampler(info_name)
