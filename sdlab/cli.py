@@ -81,6 +81,19 @@ def _cmd_eval_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from sdlab.sweep import run_sweep, summarize
+
+    table = run_sweep(args.config, args.out, executor=args.executor, progress=not args.quiet)
+    summary = summarize(table)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(summary) else "(no rows)")
+    print(f"{table['cell_key'].nunique()} cells, {len(table)} rows -> {args.out}/results.parquet")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdlab", description="Measure diffusion samplers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_eval_model)
+
+    w = sub.add_parser("sweep", help="run a sweep grid from a TOML file (resumable: finished cells are skipped)")
+    w.add_argument("config", help="sweep file, e.g. data/sweeps/smoke.toml")
+    w.add_argument("--out", required=True, help="results folder (results.parquet, cells/, images/)")
+    w.add_argument("--executor", default="local", help="only 'local' for now (Ray is planned)")
+    w.add_argument("--quiet", action="store_true")
+    w.set_defaults(func=_cmd_sweep)
     return parser
 
 

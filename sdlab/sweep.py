@@ -1,0 +1,758 @@
+"""Sweeps: a grid of prompts x seeds x samplers x schedules x steps x CFG (x sampler options), run as cells into a
+crash-safe results store, so a re-run computes only what is missing.
+
+>>> from sdlab.sweep import run_sweep
+>>> table = run_sweep("data/sweeps/smoke.toml", "runs/smoke")        # or a dict / SweepConfig
+>>> table.query("comparison == 'reference'").pivot_table("value", ["sampler", "steps"], "metric")
+>>> # the same tidy table, images beside it: pandas.read_parquet("runs/smoke/results.parquet")
+
+A sweep file (TOML; every key but prompts, seeds and samplers optional)::
+
+    name = "smoke"
+    prompts = ["a red circle above a blue square, sunset sky"]
+    seeds = [0, 1]                      # the seeds of one spec run together as one batch: one cell
+    samplers = ["Euler", "Euler a", "DPM++ 2M"]
+    schedules = ["Automatic"]           # A1111 or ComfyUI names
+    steps = [4, 8]
+    cfg = [5.0]
+    model = "embedded"                  # hub id, diffusers folder or .safetensors file
+    size = "64x64"                      # default: the model's native size
+    rng = "GPU"                         # A1111's noise source: GPU, CPU or NV
+    metrics = ["latent_rmse", "ssim", "psnr"]   # default: these plus lpips when its backbone is cached
+    trajectory = true                   # per-step latent deltas (denoised at step i vs i+1 and vs the final)
+    step_image_metrics = ["ssim"]       # also on decoded predictions: a VAE decode per step, unless
+    step_decode_every = 5               #   only every 5th step is decoded, or step_decode = "preview"
+    reference = { sampler = "DPM++ 2M", schedule = "Karras", steps = 100 }   # or "highest" or "none"
+
+    [sampler_options]                   # for every sampler (each must take them); a list is a grid axis
+    s_noise = 1.0
+    [sampler_options."Euler a"]         # for one sampler of the grid
+    eta = [0.5, 1.0]
+
+**Reference.** Each cell's final images are measured against a reference run from the same prompt, seeds, CFG,
+model, size and RNG. The default is a deterministic, well-converged run, DPM++ 2M on the Karras schedule at 100
+steps (:data:`sdlab.experiments.DEFAULT_REFERENCE`), so every sampler of a sweep is measured against the same
+images; a table names another. ``"highest"`` measures each sampler against itself at the grid's highest step
+count (its own convergence; that cell has no reference rows), ``"none"`` measures nothing but cost.
+
+**Cells.** One cell is one spec with all its seeds: :func:`run_cell` is pure (cell in, rows and uint8 images out,
+no file writes; models and reference runs are cached per process), so an executor can map it over cells
+anywhere; only :func:`run_sweep` writes, through :class:`~sdlab.store.ResultsStore`. A cell's key hashes
+everything that changes its numbers: model id and weights' SHA-256, sampler, schedule, steps, CFG, options,
+seeds, size, RNG, device, dtype, the reference, the metrics and the package versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sdlab.errors import SdlabError, closest
+
+__all__ = [
+    "SweepConfig",
+    "Run",
+    "Cell",
+    "CellResult",
+    "load_config",
+    "expand",
+    "run_cell",
+    "run_sweep",
+    "summarize",
+    "EXECUTORS",
+]
+
+EXECUTORS = ("local",)  # "ray" is planned: it will map run_cell over cells on a cluster
+REFERENCE_MODES = ("default", "highest", "none")
+CELL_FORMAT = 1  # bump when run_cell's rows change meaning, so old cells are recomputed
+_REFERENCE_CACHE_SIZE = 8  # reference runs kept per process (final latents + images)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep grid. Axes are tuples; :meth:`from_dict` takes a TOML-like mapping and checks every key."""
+
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    samplers: tuple[str, ...]
+    schedules: tuple[str, ...] = ("Automatic",)
+    steps: tuple[int, ...] = (20,)
+    cfg: tuple[float, ...] = (7.0,)  # A1111's default CFG scale
+    negative_prompt: str = ""
+    # option -> value or tuple of values (a grid axis); sampler name -> {option: value(s)} for one sampler
+    sampler_options: tuple[tuple[str, Any], ...] = ()
+    model: str | None = None  # None: the embedded model
+    size: tuple[int, int] | None = None  # None: the model's native size
+    rng: str = "GPU"  # A1111's default noise source
+    device: str | None = None  # None: CUDA, else MPS, else CPU
+    dtype: str | None = None  # None: fp16 on CUDA/MPS, fp32 on the CPU
+    reference: str | tuple[tuple[str, Any], ...] = "default"  # "default", "highest", "none" or a reference table
+    metrics: tuple[str, ...] | None = None  # None: latent_rmse, ssim, psnr (+ lpips when available)
+    trajectory: bool = False  # per-step latent deltas (costs memory for the trajectory, little time)
+    step_image_metrics: tuple[str, ...] = ()  # ssim/psnr/lpips on decoded per-step predictions (a VAE decode each)
+    step_decode: str = "full"  # "full" VAE decode, or "preview": A1111's cheap linear preview (~100x cheaper)
+    step_decode_every: int = 1  # decode every k-th step (and the last): full decodes cost about a UNet step each
+    name: str = "sweep"
+
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "sweep config") -> SweepConfig:
+        """A config from a mapping (a parsed TOML file): unknown keys and wrong types raise SdlabError."""
+        if not isinstance(data, Mapping):
+            raise SdlabError("a sweep config must be a table (mapping)", source=source, type=type(data).__name__)
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            raise SdlabError(f"unknown key {unknown[0]!r} in {source}", key=unknown[0], hint=closest(unknown[0], names))
+        for key in ("prompts", "seeds", "samplers"):
+            if key not in data:
+                raise SdlabError(f"{source} needs {key!r}", key=key, hint=_EXPECTED[key])
+        kwargs = {k: _convert(k, v) for k, v in data.items()}
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-ready dict (tuples as lists, option tables as dicts)."""
+        d = asdict(self)
+        d["sampler_options"] = _options_dict(self.sampler_options)
+        if isinstance(self.reference, tuple):
+            d["reference"] = _options_dict(self.reference)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+_EXPECTED = {
+    "prompts": "a list of strings, e.g. prompts = ['a red circle, day sky']",
+    "seeds": "a list of integers in [0, 2**32 - 1], e.g. seeds = [0, 1]",
+    "samplers": "a list of sampler names, e.g. samplers = ['Euler a', 'DPM++ 2M']",
+    "schedules": "a list of schedule names, e.g. schedules = ['Automatic', 'Karras']",
+    "steps": "a list of integers >= 1, e.g. steps = [10, 20]",
+    "cfg": "a list of numbers, e.g. cfg = [5, 7]",
+    "negative_prompt": "a string",
+    "sampler_options": "a table of option = value (or list of values), or of sampler name = such a table",
+    "model": "a string: 'embedded', a hub id, a diffusers folder or a .safetensors file",
+    "size": "'WIDTHxHEIGHT' or [width, height], multiples of 8",
+    "rng": "one of 'GPU', 'CPU', 'NV'",
+    "device": "a string such as 'cpu' or 'cuda'",
+    "dtype": "one of 'float32', 'float16', 'bfloat16'",
+    "reference": "'default', 'highest', 'none' or a table {sampler, schedule, steps, sampler_options}",
+    "metrics": "a list of 'latent_rmse', 'ssim', 'psnr', 'lpips'",
+    "trajectory": "true or false",
+    "step_image_metrics": "a list of 'ssim', 'psnr', 'lpips'",
+    "step_decode": "'full' (VAE) or 'preview' (cheap linear preview)",
+    "step_decode_every": "an integer >= 1",
+    "name": "a string",
+}
+_AXES = {"prompts": str, "samplers": str, "schedules": str, "seeds": int, "steps": int, "cfg": float}
+_IMAGE_METRICS = ("ssim", "psnr", "lpips")
+
+
+def _bad(key: str, value: Any) -> SdlabError:
+    return SdlabError(f"{key!r} has the wrong type or value", key=key, got=value, hint="expected " + _EXPECTED[key])
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _convert(key: str, value: Any) -> Any:
+    """A TOML value as the dataclass field wants it (lists to tuples; a scalar is a one-value axis)."""
+    if key in _AXES or key in ("metrics", "step_image_metrics"):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and key in _AXES:
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise _bad(key, value)
+        return tuple(value)
+    if key == "sampler_options":
+        if not isinstance(value, Mapping):
+            raise _bad(key, value)
+        return _options_tuple(value, key)
+    if key == "reference" and isinstance(value, Mapping):
+        return _options_tuple(value, key)
+    if key == "size" and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _options_tuple(table: Mapping[str, Any], key: str) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for name, value in sorted(table.items()):
+        if isinstance(value, Mapping):
+            value = _options_tuple(value, f"{key}.{name}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        out.append((name, value))
+    return tuple(out)
+
+
+def _options_dict(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for name, value in items:
+        if isinstance(value, tuple) and value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+            value = _options_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
+def _check_config(c: SweepConfig) -> None:
+    """Types and shapes of every field (names of samplers and schedules are checked by :func:`expand`)."""
+    for key, kind in _AXES.items():
+        values = getattr(c, key)
+        if not isinstance(values, tuple):
+            raise _bad(key, values)
+        if not values:
+            raise SdlabError(f"{key!r} is empty: the grid has no cells", key=key, hint="expected " + _EXPECTED[key])
+        ok = {str: lambda v: isinstance(v, str) and v != "", int: _is_int, float: _is_number}[kind]
+        bad = [v for v in values if not ok(v)]
+        if bad:
+            raise _bad(key, bad[0])
+        if len(set(values)) != len(values):
+            dup = next(v for v in values if values.count(v) > 1)
+            raise SdlabError(f"{key!r} lists {dup!r} twice", key=key, hint="each value once")
+    if any(not 0 <= s <= 2**32 - 1 for s in c.seeds):
+        raise _bad("seeds", [s for s in c.seeds if not 0 <= s <= 2**32 - 1][0])
+    if any(s < 1 for s in c.steps):
+        raise _bad("steps", min(c.steps))
+    for key in ("negative_prompt", "name"):
+        if not isinstance(getattr(c, key), str):
+            raise _bad(key, getattr(c, key))
+    for key in ("model", "device", "dtype"):
+        if getattr(c, key) is not None and not isinstance(getattr(c, key), str):
+            raise _bad(key, getattr(c, key))
+    if c.dtype is not None and c.dtype not in ("float32", "float16", "bfloat16"):
+        raise _bad("dtype", c.dtype)
+    if c.rng not in ("GPU", "CPU", "NV"):
+        raise SdlabError(f"unknown rng {c.rng!r}", key="rng", hint=closest(str(c.rng), ("GPU", "CPU", "NV")))
+    if not isinstance(c.trajectory, bool):
+        raise _bad("trajectory", c.trajectory)
+    _size(c.size)
+    from sdlab.experiments import DISTANCES
+
+    if c.metrics is not None:
+        if not isinstance(c.metrics, tuple) or not all(isinstance(m, str) for m in c.metrics):
+            raise _bad("metrics", c.metrics)
+        for m in c.metrics:
+            if m not in DISTANCES:
+                raise SdlabError(f"unknown metric {m!r}", key="metrics", hint=closest(m, DISTANCES))
+    if not isinstance(c.step_image_metrics, tuple):
+        raise _bad("step_image_metrics", c.step_image_metrics)
+    for m in c.step_image_metrics:
+        if m not in _IMAGE_METRICS:
+            raise SdlabError(
+                f"unknown per-step image metric {m!r}", key="step_image_metrics", hint=closest(str(m), _IMAGE_METRICS)
+            )
+    if c.step_decode not in ("full", "preview"):
+        raise _bad("step_decode", c.step_decode)
+    if not _is_int(c.step_decode_every) or c.step_decode_every < 1:
+        raise _bad("step_decode_every", c.step_decode_every)
+    if c.step_image_metrics and not c.trajectory:
+        raise SdlabError("step_image_metrics need trajectory = true", key="step_image_metrics")
+    if isinstance(c.reference, str):
+        if c.reference not in REFERENCE_MODES:
+            raise SdlabError(
+                f"unknown reference {c.reference!r}", key="reference", hint="expected " + _EXPECTED["reference"]
+            )
+    elif not isinstance(c.reference, tuple):
+        raise _bad("reference", c.reference)
+    if not isinstance(c.sampler_options, tuple):
+        raise _bad("sampler_options", c.sampler_options)
+
+
+def _size(size: Any) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, str):
+        try:
+            w, h = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise _bad("size", size) from None
+    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(v) for v in size):
+        w, h = size
+    else:
+        raise _bad("size", size)
+    if w <= 0 or h <= 0 or w % 8 or h % 8:
+        raise _bad("size", size)
+    return int(w), int(h)
+
+
+def load_config(source: str | Path | Mapping[str, Any] | SweepConfig) -> SweepConfig:
+    """A :class:`SweepConfig` from a TOML file path, a mapping or a config (returned as is)."""
+    if isinstance(source, SweepConfig):
+        return source
+    if isinstance(source, Mapping):
+        return SweepConfig.from_dict(source)
+    path = Path(source)
+    if not path.is_file():
+        raise SdlabError("no such sweep file", file=str(path), hint="give the path of a .toml file")
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SdlabError(f"cannot parse the sweep file: {e}", file=str(path), hint="check the TOML syntax") from e
+    return SweepConfig.from_dict(data, source=path.name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# cells
+
+
+@dataclass(frozen=True)
+class Run:
+    """What to generate: one spec with all its seeds, the model named and identified by its weights' hash."""
+
+    prompt: str
+    negative_prompt: str
+    seeds: tuple[int, ...]
+    sampler: str
+    schedule: str
+    steps: int
+    cfg: float
+    sampler_options: tuple[tuple[str, Any], ...]
+    model: str | None
+    model_sha256: str
+    size: tuple[int, int] | None
+    rng: str
+    device: str
+    dtype: str
+
+    def key(self) -> str:
+        return _hash(asdict(self))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a run, the run it is measured against (None: none) and what to measure. Picklable."""
+
+    run: Run
+    reference: Run | None
+    role: str  # "measured", or "reference" for a reference run of its own
+    metrics: tuple[str, ...]
+    trajectory: bool = False
+    step_image_metrics: tuple[str, ...] = ()
+    step_decode: str = "full"
+    step_decode_every: int = 1
+    reference_label: str = ""
+    versions: tuple[tuple[str, str], ...] = field(default_factory=lambda: _versions())
+
+    def key(self) -> str:
+        """SHA-256 of everything that changes this cell's rows and images."""
+        d = asdict(self)
+        d["reference"] = None if self.reference is None else self.reference.key()
+        d["format"] = CELL_FORMAT
+        return _hash(d)
+
+
+@dataclass
+class CellResult:
+    """A cell's tidy rows (one per image x step x metric) and its images (name -> uint8 (H, W, 3) array)."""
+
+    rows: pd.DataFrame
+    images: dict[str, np.ndarray]
+
+
+def _versions() -> tuple[tuple[str, str], ...]:
+    from sdlab.spec import versions
+
+    return tuple(sorted(versions().items()))
+
+
+def _hash(d: dict[str, Any]) -> str:
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+_IDENTITY: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+
+
+def _model_identity(model: str | None, device: str | None, dtype: str | None) -> tuple[str, str, str]:
+    """(weights SHA-256, device, dtype) without loading the model where its files are local (cached per process)."""
+    from sdlab.models.loading import _folder_sha256, resolve_device, sha256_file
+
+    dev, dt = resolve_device(device, dtype)
+    path = None
+    if model is None or model == "embedded":
+        from sdlab.embedded import pipeline_dir
+
+        path = Path(pipeline_dir())
+    elif Path(model).expanduser().exists():
+        path = Path(model).expanduser()
+    stamp: tuple[Any, ...] = (model, str(dev), str(dt))
+    if path is not None:
+        st = path.stat()
+        stamp += (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if stamp not in _IDENTITY:
+        if path is None:  # a hub id: load it (the process keeps it for the run)
+            from sdlab.generation import load
+
+            sha = load(model, device=device, dtype=dtype).file_sha256
+        else:
+            sha = sha256_file(path) if path.is_file() else _folder_sha256(path, None)
+        _IDENTITY[stamp] = (sha, str(dev), str(dt).removeprefix("torch."))
+    return _IDENTITY[stamp]
+
+
+def _check_run(sampler: str, schedule: str, steps: int, key: str) -> None:
+    """The sampler and schedule names resolve for ``steps`` (SdlabError naming ``key`` otherwise)."""
+    from sdlab.generation import schedule_for
+    from sdlab.samplers import resolve_sampler
+
+    try:
+        resolve_sampler(sampler)
+    except SdlabError as e:
+        raise SdlabError(e.message, key=key, sampler=sampler, hint=e.hint) from e
+    try:
+        schedule_for(sampler, schedule, steps)
+    except SdlabError as e:
+        raise SdlabError(e.message, key=key, schedule=schedule, sampler=sampler, hint=e.hint) from e
+
+
+def _check_names(c: SweepConfig) -> None:
+    """Every sampler and schedule of the grid resolves (SdlabError naming the key otherwise)."""
+    from sdlab.samplers import resolve_sampler
+
+    for sampler in c.samplers:
+        try:
+            resolve_sampler(sampler)
+        except SdlabError as e:
+            raise SdlabError(e.message, key="samplers", sampler=sampler, hint=e.hint) from e
+        for schedule in c.schedules:
+            _check_run(sampler, schedule, max(c.steps), "schedules")
+
+
+def _check_options(sampler: str, options: Mapping[str, Any], key: str) -> None:
+    """``sampler`` takes every option named in ``options`` (SdlabError naming ``key.option`` otherwise)."""
+    import inspect
+
+    from sdlab.samplers import resolve_sampler, sampler_options
+
+    fn = resolve_sampler(sampler).info.fn
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+        return
+    accepted = sampler_options(fn)
+    for name in sorted(options):
+        if name not in accepted:
+            raise SdlabError(
+                f"sampler {sampler!r} does not take option {name!r}",
+                key=f"{key}.{name}",
+                hint=f"it accepts: {', '.join(sorted(accepted)) or 'no options'}; set an option for one sampler "
+                f'under [sampler_options."{sampler}"]',
+            )
+
+
+def _option_grid(c: SweepConfig, sampler: str) -> list[tuple[tuple[str, Any], ...]]:
+    """The option combinations for ``sampler``: global options, then its own table over them; lists are axes."""
+    own: dict[str, Any] = {}
+    merged: dict[str, Any] = {}
+    for name, value in c.sampler_options:
+        if isinstance(value, tuple) and value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+            if name not in c.samplers:
+                raise SdlabError(
+                    f"sampler_options.{name!r} names a sampler that is not in samplers",
+                    key=f"sampler_options.{name}",
+                    hint=closest(name, c.samplers),
+                )
+            if name == sampler:
+                own = dict(value)
+        else:
+            merged[name] = value
+    merged.update(own)
+    _check_options(sampler, merged, "sampler_options")
+    axes = []
+    for name, value in sorted(merged.items()):
+        key = f"sampler_options.{name}"
+        values = value if isinstance(value, tuple) else (value,)
+        if not values:
+            raise SdlabError(f"{key} is an empty list: the grid has no cells", key=key)
+        for v in values:
+            if not (isinstance(v, (bool, str)) or _is_number(v)):
+                raise SdlabError(f"{key} must be numbers, booleans or strings", key=key, got=v)
+        axes.append([(name, v) for v in values])
+    return [tuple(combo) for combo in itertools.product(*axes)]
+
+
+def _reference_run(c: SweepConfig, base: dict[str, Any]) -> tuple[Run | None, str]:
+    """The named reference run for a group (the "default" or a table); None for "highest" / "none"."""
+    from sdlab.experiments import DEFAULT_REFERENCE, Reference
+
+    if c.reference in ("highest", "none"):
+        return None, str(c.reference)
+    ref = DEFAULT_REFERENCE if c.reference == "default" else Reference.coerce(_options_dict(c.reference))
+    run = Run(**base, sampler=ref.sampler, schedule=ref.schedule, steps=ref.steps, sampler_options=ref.options)
+    return run, ref.label
+
+
+def _resolve_metrics(c: SweepConfig, override: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from sdlab.experiments import lpips_unavailable
+
+    wanted = tuple(override) if override is not None else c.metrics
+    if wanted is None:
+        wanted = ("latent_rmse", "ssim", "psnr") + (("lpips",) if lpips_unavailable() is None else ())
+    else:
+        bad = [m for m in wanted if m not in ("latent_rmse", *_IMAGE_METRICS)]
+        if bad:
+            raise SdlabError(f"unknown metric {bad[0]!r}", key="metrics", hint=closest(str(bad[0]), _IMAGE_METRICS))
+    if "lpips" in wanted or "lpips" in c.step_image_metrics:
+        reason = lpips_unavailable()
+        if reason:
+            raise SdlabError(
+                f"LPIPS is unavailable: {reason}", key="metrics", hint="cache the backbone, or leave lpips out"
+            )
+    return tuple(dict.fromkeys(wanted)), c.step_image_metrics
+
+
+def expand(config: SweepConfig | Mapping[str, Any] | str | Path, *, metrics: Sequence[str] | None = None) -> list[Cell]:
+    """The grid's cells (reference runs first), every name checked; nothing is written or generated.
+
+    Order: prompt, CFG, sampler, schedule, option combination, steps. The model is identified by its weights'
+    SHA-256 (hashed from its files; a hub id is loaded).
+    """
+    c = load_config(config)
+    _check_names(c)
+    cell_metrics, step_metrics = _resolve_metrics(c, metrics)
+    options = {s: _option_grid(c, s) for s in c.samplers}
+    sha, device, dtype = _model_identity(c.model, c.device, c.dtype)
+    if c.reference not in REFERENCE_MODES:
+        from sdlab.experiments import Reference
+
+        try:
+            ref = Reference.coerce(_options_dict(c.reference))
+        except SdlabError as e:
+            raise SdlabError(e.message, key="reference", hint=e.hint) from e
+        _check_run(ref.sampler, ref.schedule, ref.steps, "reference")
+        _check_options(ref.sampler, dict(ref.options), "reference.sampler_options")
+    size = _size(c.size)
+    references: dict[str, Cell] = {}
+    measured: list[Cell] = []
+    for prompt, cfg in itertools.product(c.prompts, c.cfg):
+        base = dict(
+            prompt=prompt, negative_prompt=c.negative_prompt, seeds=tuple(int(s) for s in c.seeds), cfg=float(cfg),
+            model=c.model, model_sha256=sha, size=size, rng=c.rng, device=device, dtype=dtype,
+        )  # fmt: skip
+        ref_run, label = _reference_run(c, base)
+        if ref_run is not None:
+            references.setdefault(ref_run.key(), Cell(ref_run, None, "reference", (), reference_label=label))
+        for sampler, schedule in itertools.product(c.samplers, c.schedules):
+            for opts in options[sampler]:
+                runs = [Run(**base, sampler=sampler, schedule=schedule, steps=n, sampler_options=opts) for n in c.steps]
+                own = runs[int(np.argmax(c.steps))] if c.reference == "highest" else ref_run
+                own_label = f"{sampler} / {schedule} / {max(c.steps)} steps" if c.reference == "highest" else label
+                for run in runs:
+                    measured.append(
+                        Cell(
+                            run, own, "measured", cell_metrics if own is not None else (), c.trajectory,
+                            step_metrics, c.step_decode, int(c.step_decode_every),
+                            own_label if own is not None else "none",
+                        )
+                    )  # fmt: skip
+    if c.reference == "highest":  # each group's own highest-step cell first: the others are measured against it
+        measured.sort(key=lambda cell: cell.reference != cell.run)
+    return [*references.values(), *measured]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# running one cell (pure: no file writes)
+
+_RUNS: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+
+def _load_args(run: Run) -> dict[str, Any]:
+    """model, device and dtype for generate / load; the defaults as None, so the model cache is shared."""
+    from sdlab.models.loading import resolve_device
+
+    dev, dt = resolve_device(None, None)
+    return {
+        "model": run.model,
+        "device": None if run.device == str(dev) else run.device,
+        "dtype": None if run.dtype == str(dt).removeprefix("torch.") else run.dtype,
+    }
+
+
+def _generate(run: Run, *, trajectory: bool) -> Any:
+    from sdlab.generation import generate
+
+    return generate(
+        run.prompt, negative_prompt=run.negative_prompt, sampler=run.sampler, schedule=run.schedule,
+        steps=run.steps, cfg=run.cfg, seeds=list(run.seeds), size=run.size, rng=run.rng, trajectory=trajectory,
+        **_load_args(run), **dict(run.sampler_options),
+    )  # fmt: skip
+
+
+def _remember(run: Run, latents: torch.Tensor, images: torch.Tensor) -> None:
+    _RUNS[run.key()] = (latents, images)
+    _RUNS.move_to_end(run.key())
+    while len(_RUNS) > _REFERENCE_CACHE_SIZE:
+        _RUNS.popitem(last=False)
+
+
+def _reference_result(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference run's final latents and images: from this process's cache, else generated now."""
+    hit = _RUNS.get(run.key())
+    if hit is None:
+        result = _generate(run, trajectory=False)
+        _remember(run, result.latents, result.images)
+        hit = _RUNS[run.key()]
+    return hit
+
+
+def run_cell(cell: Cell) -> CellResult:
+    """Generate the cell's run and measure it: rows (cost, vs reference, per-step deltas) and uint8 images.
+
+    Pure: nothing is written; the model and the reference runs are cached in this process only.
+    """
+    from sdlab.experiments import _distances, spec_columns, step_deltas
+
+    result = _generate(cell.run, trajectory=cell.trajectory)
+    is_own_reference = cell.reference == cell.run
+    if cell.role == "reference" or is_own_reference:
+        _remember(cell.run, result.latents, result.images)
+    values: dict[str, torch.Tensor] = {}
+    if cell.reference is not None and not is_own_reference and cell.metrics:
+        ref_latents, ref_images = _reference_result(cell.reference)
+        values = _distances(result.latents, ref_latents, result.images, ref_images, cell.metrics)
+    n = len(result.specs)
+    per_image = result.seconds / n
+    sd = None
+    if cell.step_image_metrics:
+        from sdlab.generation import load
+
+        sd = load(**_load_args(cell.run))
+    rows: list[dict[str, Any]] = []
+    images: dict[str, np.ndarray] = {}
+    pixels = (result.images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for k, spec in enumerate(result.specs):
+        name = f"seed{spec.seed}"
+        images[name] = np.ascontiguousarray(pixels[k])
+        base = {
+            "role": cell.role,
+            "reference": cell.reference_label,
+            "reference_key": "" if cell.reference is None else cell.reference.key(),
+            "nfe": int(result.nfe),
+            "seconds": per_image,
+            "image": name,
+            **spec_columns(spec),
+        }
+        final = {"step": -1, "sigma": math.nan, "elapsed": result.seconds}
+        rows.append({**base, **final, "comparison": "cost", "metric": "nfe", "value": float(result.nfe)})
+        rows.append({**base, **final, "comparison": "cost", "metric": "seconds", "value": per_image})
+        for metric, tensor in values.items():
+            rows.append({**base, **final, "comparison": "reference", "metric": metric, "value": float(tensor[k])})
+        if cell.trajectory:
+            deltas = step_deltas(
+                result.trajectories[k], result.latents[k], model=sd, image_metrics=cell.step_image_metrics,
+                decode=cell.step_decode, decode_every=cell.step_decode_every,
+            )  # fmt: skip
+            rows.extend({**base, **row} for row in deltas)
+    frame = pd.DataFrame(rows)
+    first = ["role", "comparison", "sampler", "schedule", "steps", "seed", "cfg", "step", "sigma", "metric", "value"]
+    frame = frame[first + [col for col in frame.columns if col not in first]]
+    return CellResult(frame, images)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# running a sweep
+
+
+def _map_local(cells: Sequence[Cell]) -> Iterator[tuple[Cell, CellResult]]:
+    """Run cells one after another in this process, yielding each as it finishes."""
+    for cell in cells:
+        yield cell, run_cell(cell)
+
+
+_MAPPERS: dict[str, Callable[[Sequence[Cell]], Iterator[tuple[Cell, CellResult]]]] = {"local": _map_local}
+
+
+def run_sweep(
+    config: SweepConfig | Mapping[str, Any] | str | Path,
+    out_dir: str | Path,
+    *,
+    executor: str = "local",
+    progress: bool = True,
+    metrics: Sequence[str] | None = None,
+    fsync: bool = True,
+) -> pd.DataFrame:
+    """Run every cell of the grid not already in ``out_dir``'s store; return this sweep's tidy table.
+
+    The whole grid is checked (names, options, model) before ``out_dir`` is created. Each finished cell is
+    committed atomically (a killed sweep loses at most the cells in flight); then ``results.parquet`` is rebuilt
+    from every cell in ``out_dir``, with ``image_path`` relative to ``out_dir``. ``metrics`` overrides the
+    config's. ``executor``: only "local" for now.
+    """
+    if executor not in _MAPPERS:
+        raise SdlabError(
+            f"executor {executor!r} is not supported yet",
+            executor=executor,
+            hint="Ray support is planned; use executor='local' (one process, cells in order)",
+        )
+    c = load_config(config)
+    cells = expand(c, metrics=metrics)
+    from sdlab.store import ResultsStore
+
+    store = ResultsStore(out_dir, fsync=fsync)
+    todo = [cell for cell in cells if not store.has(cell.key())]
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), unit="cell", desc=c.name)
+    images_done, images_total = 0, sum(len(cell.run.seeds) for cell in todo)
+    try:
+        for cell, result in _MAPPERS[executor](todo):
+            store.put(cell.key(), result.rows, result.images, meta={"cell": _cell_meta(cell)})
+            images_done += len(result.images)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(images=f"{images_done}/{images_total}")
+    finally:
+        if bar is not None:
+            bar.close()
+    table = pd.read_parquet(store.compact())
+    keys = {cell.key() for cell in cells}
+    return table[table["cell_key"].isin(keys)].reset_index(drop=True)
+
+
+def _cell_meta(cell: Cell) -> dict[str, Any]:
+    d = asdict(cell)
+    d["key"] = cell.key()
+    return json.loads(json.dumps(d, default=str))
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per sampler, schedule (as named and as resolved), steps and CFG: the mean of each metric vs the reference
+    (over prompts and seeds), NFE and seconds per image. Reference runs of their own are left out."""
+    if table.empty:
+        return pd.DataFrame()
+    keys = [k for k in ("sampler", "schedule", "schedule_resolved", "steps", "cfg") if k in table.columns]
+    measured = table[table["role"] == "measured"] if "role" in table else table
+    if measured.empty:
+        measured = table
+    finals = measured[measured["step"] == -1]
+    parts = []
+    ref = finals[finals["comparison"] == "reference"]
+    if not ref.empty:
+        parts.append(ref.pivot_table("value", keys, "metric", aggfunc="mean"))
+    cost = finals[finals["comparison"] == "cost"].pivot_table("value", keys, "metric", aggfunc="mean")
+    parts.append(cost.rename(columns={"seconds": "seconds/image"}))
+    out = pd.concat(parts, axis=1).reset_index()
+    out.columns.name = None
+    return out
