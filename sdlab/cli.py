@@ -94,6 +94,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sdlab.report import build_report
+
+    path = build_report(args.out, smoke=args.smoke, model=args.model, progress=not args.quiet)
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdlab", description="Measure diffusion samplers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schedules", help="the schedule catalogue")
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=_cmd_schedules)
+
+    d = sub.add_parser("demo", help="the flagship sampler report on the embedded model (figures/report.html)")
+    d.add_argument("--out", default="figures")
+    d.add_argument("--smoke", action="store_true", help="a one-minute version (CI)")
+    d.add_argument("--model", default=None, help="hub id, folder or file (default: the embedded model)")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_cmd_demo)
 
     e = sub.add_parser("eval-model", help="measure the embedded model (VAE PSNR, adherence, diversity)")
     e.add_argument("--n", type=int, default=200)
