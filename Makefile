@@ -24,6 +24,14 @@ lint: install
 test: install lint
 	$(BIN)/pytest
 
+# the lab's notebooks (jupytext .py sources) run with papermill: smoke mode into build/notebooks (not committed)
+notebooks: install
+	$(BIN)/python -m sdlab.notebooks --smoke
+
+# full mode: figures/<notebook>/ (PNG + HTML) and the executed notebooks in figures/executed/
+figures: install
+	$(BIN)/python -m sdlab.notebooks --full
+
 bench: install
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 

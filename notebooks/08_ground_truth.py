@@ -14,6 +14,8 @@
 # %% [markdown]
 # # 08 · Ground truth: every sampler's real error
 #
+# ![Samplers' paths beside the exact ODE solution](../figures/08_ground_truth/trajectories.png)
+#
 # On a real model, "convergence" is measured against another run's high-step image, which has errors of its
 # own, and the network's error mixes in. Here the model is **exact**: the posterior mean E[x0 | x] of a known
 # distribution. Its probability-flow ODE then has a true solution, and every sampler's true error, order of

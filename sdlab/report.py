@@ -221,9 +221,10 @@ def _jsonable(cfg: ReportConfig) -> dict[str, Any]:
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
-.row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
-.chart { flex: 1 1 640px; min-width: 480px; }
-.images img { image-rendering: pixelated; max-width: 640px; border: 1px solid #ddd; }
+.row { display: flex; flex-wrap: nowrap; gap: 1.5em; align-items: flex-start; }
+.chart { flex: 3 1 0; min-width: 480px; }
+.images { flex: 2 1 0; max-height: 900px; overflow-y: auto; }
+.images img { image-rendering: pixelated; width: 100%; height: auto; border: 1px solid #ddd; }
 img.ref { image-rendering: pixelated; vertical-align: middle; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0 1.5em; }
 td, th { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; }
