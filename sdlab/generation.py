@@ -292,6 +292,10 @@ def _run_batch(
     base = torch.zeros_like(noise) if latents is None else latents.to(device=sd.device, dtype=torch.float32)
     x = base + noise * _init_noise_scale(resolved, sigmas).to(noise) if add_noise else base
     cond = sd.encode_prompt(prompts, negatives, clip_skip=clip_skip, size=(width, height))
+    if resolved.info.key == "ddim_cfgpp" and resolved.flavour == "a1111":
+        from sdlab.samplers.a1111 import CFGPP_SCALE_DIVISOR
+
+        cfg = cfg / CFGPP_SCALE_DIVISOR  # A1111's DDIM CFG++ reads the CFG scale divided by 12.5 (7 -> 0.56)
     denoiser = sd.denoiser(cond, cfg)
     if resolved.flavour == "diffusers":
         noise_sampler = None
