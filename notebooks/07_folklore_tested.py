@@ -49,6 +49,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from IPython.display import Image, display
 
 import sdlab.folklore as F
 
@@ -283,6 +284,7 @@ for claim_id in F.CLAIMS:  # any claim not shown above
 verdicts = F.verdict_table(lab.evidence)
 F.save_verdicts(verdicts, out)
 print(verdicts["verdict"].value_counts().to_dict(), f"in {verdicts['seconds'].sum():.0f} s")
+display(Image(filename=str(out / "verdicts.png")))
 verdicts[["claim", "source", "verdict", "summary"]]
 
 # %% [markdown]
