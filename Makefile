@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sdlab-installed
+RAY    := $(VENV)/.sdlab-ray
 
 .PHONY: install demo test lint notebooks figures bench clean
 
@@ -14,6 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Ray is an optional extra: only the tests install it (the Ray executor's cluster tests), never the demo
+$(RAY): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,ray]"
+	@touch $(RAY)
+
 demo: install
 	$(BIN)/sdlab demo --out figures
 
@@ -21,7 +27,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+test: install $(RAY) lint
 	$(BIN)/pytest
 
 # the lab's notebooks (jupytext .py sources) run with papermill: smoke mode into build/notebooks (not committed)

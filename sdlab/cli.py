@@ -86,7 +86,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     from sdlab.sweep import run_sweep, summarize
 
-    table = run_sweep(args.config, args.out, executor=args.executor, progress=not args.quiet)
+    ray = args.ray is not None
+    table = run_sweep(
+        args.config, args.out, executor="ray" if ray else "local", address=args.ray or None,
+        workers=args.workers, progress=not args.quiet,
+    )  # fmt: skip
     summary = summarize(table)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(summary) else "(no rows)")
@@ -148,7 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="run a sweep grid from a TOML file (resumable: finished cells are skipped)")
     w.add_argument("config", help="sweep file, e.g. data/sweeps/smoke.toml")
     w.add_argument("--out", required=True, help="results folder (results.parquet, cells/, images/)")
-    w.add_argument("--executor", default="local", help="only 'local' for now (Ray is planned)")
+    w.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="run the cells on Ray: alone, a local Ray instance; 'auto', the running cluster; or the head's "
+        "'host:6379' / 'ray://host:10001' (needs pip install \"sdlab[ray]\")",
+    )  # fmt: skip
+    w.add_argument("--workers", type=int, default=None, help="with --ray: at most this many workers")
     w.add_argument("--quiet", action="store_true")
     w.set_defaults(func=_cmd_sweep)
     return parser

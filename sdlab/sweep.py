@@ -50,7 +50,7 @@ import json
 import math
 import sys
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,10 @@ __all__ = [
     "run_sweep",
     "summarize",
     "EXECUTORS",
+    "worker_table",
 ]
 
-EXECUTORS = ("local",)  # "ray" is planned: it will map run_cell over cells on a cluster
+EXECUTORS = ("local", "ray")  # "ray": sdlab.cluster maps the same cells over actors of a Ray cluster
 REFERENCE_MODES = ("default", "highest", "none")
 CELL_FORMAT = 1  # bump when run_cell's rows change meaning, so old cells are recomputed
 _REFERENCE_CACHE_SIZE = 8  # reference runs kept per process (final latents + images)
@@ -673,13 +674,53 @@ def run_cell(cell: Cell) -> CellResult:
 # running a sweep
 
 
-def _map_local(cells: Sequence[Cell]) -> Iterator[tuple[Cell, CellResult]]:
+def _work(cell: Cell) -> tuple[CellResult, dict[str, Any]]:
+    """Run one cell and time it: its result and a stats row (seconds in the cell, of which loading a model)."""
+    import time
+
+    from sdlab import generation
+
+    start = time.perf_counter()
+    loaded = len(generation._MODELS)
+    generation.load(**_load_args(cell.run))
+    load_seconds = time.perf_counter() - start if len(generation._MODELS) > loaded else 0.0
+    result = run_cell(cell)
+    seconds = time.perf_counter() - start
+    return result, {"seconds": seconds, "load_seconds": load_seconds, "images": len(result.images)}
+
+
+def _map_local(cells: Sequence[Cell], stats: list[dict[str, Any]]) -> Iterator[tuple[Cell, CellResult]]:
     """Run cells one after another in this process, yielding each as it finishes."""
     for cell in cells:
-        yield cell, run_cell(cell)
+        result, stat = _work(cell)
+        stats.append({"worker": "local", **stat})
+        yield cell, result
 
 
-_MAPPERS: dict[str, Callable[[Sequence[Cell]], Iterator[tuple[Cell, CellResult]]]] = {"local": _map_local}
+def _model_order(cells: Sequence[Cell]) -> list[Cell]:
+    """Cells grouped by model (first appearance order kept), so a worker rarely switches model."""
+    first: dict[tuple[Any, ...], int] = {}
+    for cell in cells:
+        first.setdefault(_model_of(cell), len(first))
+    return sorted(cells, key=lambda cell: first[_model_of(cell)])
+
+
+def _model_of(cell: Cell) -> tuple[Any, ...]:
+    run = cell.run
+    return (run.model, run.model_sha256, run.device, run.dtype)
+
+
+def worker_table(stats: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per worker: cells, images, busy seconds, images per busy second and seconds spent loading models."""
+    columns = ["worker", "cells", "images", "busy_s", "images_per_s", "load_s"]
+    if not stats:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(list(stats))
+    out = frame.groupby("worker", sort=True).agg(
+        cells=("seconds", "size"), images=("images", "sum"), busy_s=("seconds", "sum"), load_s=("load_seconds", "sum")
+    )
+    out["images_per_s"] = out["images"] / out["busy_s"].where(out["busy_s"] > 0)
+    return out.reset_index()[columns]
 
 
 def run_sweep(
@@ -687,6 +728,8 @@ def run_sweep(
     out_dir: str | Path,
     *,
     executor: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
     progress: bool = True,
     metrics: Sequence[str] | None = None,
     fsync: bool = True,
@@ -694,22 +737,46 @@ def run_sweep(
     """Run every cell of the grid not already in ``out_dir``'s store; return this sweep's tidy table.
 
     The whole grid is checked (names, options, model) before ``out_dir`` is created. Each finished cell is
-    committed atomically (a killed sweep loses at most the cells in flight); then ``results.parquet`` is rebuilt
-    from every cell in ``out_dir``, with ``image_path`` relative to ``out_dir``. ``metrics`` overrides the
-    config's. ``executor``: only "local" for now.
+    committed atomically by this process, the store's one writer (a killed sweep loses at most the cells in
+    flight; running it again resumes); then ``results.parquet`` is rebuilt from every cell in ``out_dir``, with
+    ``image_path`` relative to ``out_dir``. ``metrics`` overrides the config's.
+
+    ``executor``: "local" runs the cells one after another in this process; "ray" sends them to long-lived
+    actors of a Ray cluster (:func:`sdlab.cluster.map_ray`): ``address`` None starts a local Ray instance (or
+    joins ``RAY_ADDRESS``), "auto" joins the running cluster, "host:port" or "ray://host:port" a given one;
+    ``workers`` caps the number of actors (default: one per GPU, or per CPU for CPU models). Both give the same
+    rows and images (CPU float32, same torch thread count). The table's ``attrs["workers"]`` holds
+    :func:`worker_table`'s records for the cells run now (also printed at the end when ``progress``), and
+    ``attrs["startup_seconds"]`` the time spent starting Ray and its actors and stopping them.
     """
-    if executor not in _MAPPERS:
+    if executor not in EXECUTORS:
         raise SdlabError(
-            f"executor {executor!r} is not supported yet",
-            executor=executor,
-            hint="Ray support is planned; use executor='local' (one process, cells in order)",
-        )
+            f"unknown executor {executor!r}", executor=executor, known=list(EXECUTORS),
+            hint="executor='local' (this process) or executor='ray' (a Ray cluster; pip install \"sdlab[ray]\")",
+        )  # fmt: skip
+    if executor == "local" and (address is not None or workers is not None):
+        raise SdlabError(
+            "address and workers are settings of the 'ray' executor", executor=executor, address=address,
+            workers=workers, hint="pass executor='ray' (CLI: --ray [ADDRESS]) or drop them",
+        )  # fmt: skip
+    if executor == "ray":
+        from sdlab.cluster import check_ray
+
+        check_ray()  # a clear error before any work when Ray is missing
     c = load_config(config)
     cells = expand(c, metrics=metrics)
     from sdlab.store import ResultsStore
 
     store = ResultsStore(out_dir, fsync=fsync)
-    todo = [cell for cell in cells if not store.has(cell.key())]
+    todo = _model_order([cell for cell in cells if not store.has(cell.key())])
+    stats: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    if executor == "ray":
+        from sdlab.cluster import map_ray
+
+        mapped = map_ray(todo, stats, address=address, workers=workers, info=info)
+    else:
+        mapped = _map_local(todo, stats)
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
@@ -717,18 +784,26 @@ def run_sweep(
         bar = tqdm(total=len(todo), unit="cell", desc=c.name)
     images_done, images_total = 0, sum(len(cell.run.seeds) for cell in todo)
     try:
-        for cell, result in _MAPPERS[executor](todo):
+        for cell, result in mapped:
             store.put(cell.key(), result.rows, result.images, meta={"cell": _cell_meta(cell)})
             images_done += len(result.images)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(images=f"{images_done}/{images_total}")
     finally:
+        if hasattr(mapped, "close"):
+            mapped.close()  # a Ray mapper stops its actors (and the Ray instance it started)
         if bar is not None:
             bar.close()
+    per_worker = worker_table(stats)
+    if progress and stats:
+        print(per_worker.to_string(index=False, float_format=lambda v: f"{v:.3g}"), file=sys.stderr)
     table = pd.read_parquet(store.compact())
     keys = {cell.key() for cell in cells}
-    return table[table["cell_key"].isin(keys)].reset_index(drop=True)
+    table = table[table["cell_key"].isin(keys)].reset_index(drop=True)
+    table.attrs["workers"] = per_worker.to_dict("records")  # plain records: pandas compares attrs when combining
+    table.attrs["startup_seconds"] = info.get("startup_seconds", 0.0) + info.get("shutdown_seconds", 0.0)
+    return table
 
 
 def _cell_meta(cell: Cell) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def test_a_bad_config_names_the_key_and_writes_nothing(tmp_path, change, key, wo
     assert not out.exists()
 
 
-def test_missing_keys_bad_toml_and_other_executors_fail_before_writing(tmp_path):
+def test_missing_keys_bad_toml_and_other_executors_fail_before_writing(tmp_path, monkeypatch):
     out = tmp_path / "out"
     broken = tmp_path / "broken.toml"
     broken.write_text('prompts = ["a cat"\nseeds = [0]\n')
@@ -105,8 +105,14 @@ def test_missing_keys_bad_toml_and_other_executors_fail_before_writing(tmp_path)
         S.run_sweep({"prompts": [PROMPT], "seeds": [0]}, out)
     with pytest.raises(SdlabError, match="no such sweep file"):
         S.run_sweep(tmp_path / "missing.toml", out)
-    with pytest.raises(SdlabError, match="Ray support is planned"):
+    with pytest.raises(SdlabError, match="unknown executor 'dask'"):
+        S.run_sweep(tiny(), out, executor="dask")
+    with pytest.raises(SdlabError, match="settings of the 'ray' executor"):
+        S.run_sweep(tiny(), out, workers=2)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(SdlabError, match="needs Ray, which is not installed") as err:
         S.run_sweep(tiny(), out, executor="ray")
+    assert 'pip install "sdlab[ray]"' in str(err.value)
     assert not out.exists()
 
 
@@ -258,7 +264,7 @@ def test_a_sweep_killed_at_random_points_resumes_to_the_uninterrupted_result(tmp
     assert not list(out.rglob("*.sdlab-tmp"))
 
 
-def test_cli_sweep_prints_a_summary(tmp_path, capsys):
+def test_cli_sweep_prints_a_summary(tmp_path, capsys, monkeypatch):
     from sdlab.cli import main
 
     path = tmp_path / "tiny.toml"
@@ -269,5 +275,28 @@ def test_cli_sweep_prints_a_summary(tmp_path, capsys):
     assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "latent_rmse" in printed and "2 cells" in printed
-    assert main(["sweep", str(path), "--out", str(tmp_path / "o2"), "--executor", "ray"]) == 2
-    assert "Ray support is planned" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o2"), "--ray"]) == 2
+    assert "needs Ray" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+def test_a_local_sweep_never_imports_ray(tmp_path):
+    code = (
+        "import sys, sdlab.sweep, sdlab.cluster, sdlab.cli; "
+        f"sdlab.sweep.run_sweep({str(SMOKE)!r}, {str(tmp_path)!r}, progress=False); "
+        "print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_worker_table_sums_cells_per_worker():
+    stats = [
+        {"worker": "a", "seconds": 2.0, "load_seconds": 1.0, "images": 2},
+        {"worker": "a", "seconds": 1.0, "load_seconds": 0.0, "images": 2},
+        {"worker": "b", "seconds": 4.0, "load_seconds": 0.5, "images": 4},
+    ]
+    table = S.worker_table(stats).set_index("worker")
+    assert table.loc["a", "cells"] == 2 and table.loc["a", "images"] == 4 and table.loc["a", "busy_s"] == 3.0
+    assert table.loc["a", "images_per_s"] == pytest.approx(4 / 3) and table.loc["b", "load_s"] == 0.5
+    assert list(S.worker_table([]).columns) == ["worker", "cells", "images", "busy_s", "images_per_s", "load_s"]
