@@ -766,7 +766,8 @@ def trajectory_table(
     """Per-step deltas of every image of a :class:`~sdlab.generation.GenerateResult` made with
     ``trajectory=True``, as one long table: sampler, schedule, seed, step, sigma, comparison ("next" / "final"),
     metric, value, nfe, elapsed. Latent RMSE always; ``image_metrics`` (ssim, psnr, lpips) on the decoded
-    predictions (``model`` decodes them; ``decode="preview"`` is cheap, ``"full"`` the VAE).
+    predictions (``model`` decodes them; ``decode="preview"`` is cheap, ``"tiny"`` close to the VAE, ``"full"`` the
+    VAE).
     """
     from sdlab.experiments import step_deltas
 

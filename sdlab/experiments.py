@@ -242,14 +242,12 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def decode_latents(model: Any, latents: Tensor, *, mode: str = "full", batch_size: int = 16) -> Tensor:
     """Latents (B, C, h, w) to images (B, 3, H, W) in [0, 1] on the CPU, ``batch_size`` at a time through the VAE.
 
-    ``mode="preview"`` is A1111's cheap linear preview at latent resolution instead. A float32 VAE decodes in
-    batches (the same arithmetic as ``model.decode``, which goes one image at a time); a half-precision VAE goes
-    through ``model.decode`` for its NaN fallback.
+    ``mode="tiny"`` goes through the model's tiny decoder (TAESD) instead, ``"preview"`` is A1111's cheap linear
+    preview at latent resolution. A float32 VAE decodes in batches (the same arithmetic as ``model.decode``, which
+    goes one image at a time); a half-precision VAE goes through ``model.decode`` for its NaN fallback.
     """
-    if mode == "preview":
-        return model.preview(latents.to(model.device)).float().cpu()
     if mode != "full":
-        raise SdlabError("unknown decode mode", mode=mode, hint="use 'full' (VAE) or 'preview' (cheap linear)")
+        return model.decode_as(latents, mode).float().cpu()
     vae = model.pipe.vae
     if vae.dtype != torch.float32:
         return model.decode(latents)
@@ -278,7 +276,8 @@ def step_deltas(
     the final latent (``"final"``): latent RMSE always, and ``image_metrics`` (ssim, psnr, lpips) on decoded
     predictions when given. ``model`` decodes them in batches; every step costs one VAE decode, so
     ``decode_every=k`` decodes only every k-th step and the last one ("next" then compares each decoded step with
-    the next decoded one, see ``to_step``), and ``decode="preview"`` uses A1111's cheap linear preview instead.
+    the next decoded one, see ``to_step``); ``decode="tiny"`` uses the tiny decoder (TAESD: close to the VAE at a
+    few % of its cost) and ``"preview"`` A1111's cheap linear preview instead.
     ``nfe`` and ``elapsed`` (seconds, whole batch) are counted from the start of sampling up to that step.
     """
     if not isinstance(decode_every, int) or decode_every < 1:
@@ -428,15 +427,19 @@ def _step_counts(values: Sequence[int] | int, what: str = "steps") -> list[int]:
 
 
 def _image_name(spec: RunSpec, *extra: str) -> str:
-    parts = [
-        spec.sampler,
-        spec.schedule_resolved,
-        f"steps={spec.steps}",
-        f"cfg={spec.cfg:g}",
-        *extra,
-        f"seed={spec.seed}",
-    ]
-    return "/".join(parts)
+    """A readable name that tells apart every image an experiment keeps: sampler, schedule, steps, CFG, the
+    sampler options given (eta, s_noise, ...), ``extra`` and the seed."""
+    options = [f"{k}={_plain(v)}" for k, v in sorted(dict(spec.sampler_options).items())]
+    parts = [spec.sampler, spec.schedule_resolved, f"steps={spec.steps}", f"cfg={spec.cfg:g}", *options, *extra]
+    return "/".join([*parts, f"seed={spec.seed}"])
+
+
+def _keep_images(result: GenerateResult, images: dict[str, Any], *extra: str) -> list[str]:
+    """Keep ``result``'s images under their names; return the names."""
+    names = [_image_name(spec, *extra) for spec in result.specs]
+    for k, name in enumerate(names):
+        images[name] = result.images[k]
+    return names
 
 
 def _metric_rows(
@@ -448,6 +451,7 @@ def _metric_rows(
     variant: str = "",
     against: str = "",
     against_keys: Sequence[str] | None = None,
+    against_images: Sequence[str] | None = None,
     images: dict[str, Any] | None = None,
     name_extra: Sequence[str] = (),
     **extra: Any,
@@ -474,6 +478,8 @@ def _metric_rows(
         }
         if against_keys is not None:
             base["against_key"] = against_keys[k]
+        if against_images is not None:
+            base["against_image"] = against_images[k]
         for metric, tensor in values.items():
             rows.append({**base, "metric": metric, "value": float(tensor[k])})
     return rows
@@ -528,8 +534,8 @@ def convergence(
         ref_result = runner(ref.sampler, ref.schedule, ref.steps, **dict(ref.options))
         ref_keys = [s.key() for s in ref_result.specs]
         images: dict[str, Any] = {}
-        for k, spec in enumerate(ref_result.specs):
-            images[f"reference/seed={spec.seed}"] = ref_result.images[k]
+        ref_names = [f"reference/seed={spec.seed}" for spec in ref_result.specs]
+        images.update(zip(ref_names, ref_result.images, strict=True))
         rows: list[dict[str, Any]] = []
         for sampler in samplers:
             for n in steps:
@@ -537,7 +543,7 @@ def convergence(
                 values = _distances(res.latents, ref_result.latents, res.images, ref_result.images, metrics)
                 rows += _metric_rows(
                     res, values, experiment="convergence", comparison="reference", against=ref.label,
-                    against_keys=ref_keys, images=images, reference_steps=ref.steps,
+                    against_keys=ref_keys, against_images=ref_names, images=images, reference_steps=ref.steps,
                 )  # fmt: skip
                 per_image = res.seconds / len(res.specs)
                 for k, spec in enumerate(res.specs):
@@ -774,7 +780,8 @@ def stability(
 
     base = run()
     base_key = base.specs[0].key()
-    images[_image_name(base.specs[0], "base")] = base.images[0]
+    base_name = _image_name(base.specs[0], "base")
+    images[base_name] = base.images[0]
 
     def measure(res: GenerateResult, index: int, comparison: str, variant: str, name: str, **extra: Any) -> None:
         one = _slice_result(res, index)
@@ -782,7 +789,8 @@ def stability(
         rows.extend(
             _metric_rows(
                 one, values, experiment="stability", comparison=comparison, variant=variant,
-                against="base run", against_keys=[base_key], images=images, name_extra=[name], **extra,
+                against="base run", against_keys=[base_key], against_images=[base_name], images=images,
+                name_extra=[name], **extra,
             )
         )  # fmt: skip
 
@@ -839,10 +847,10 @@ def _stability_values(one: GenerateResult, base: GenerateResult, metrics: Sequen
 
 def _perturbation(base: GenerateResult, sd: Any, size: float, seed: int) -> Tensor:
     """``size`` times unit noise (its own generator) at the scale of the initial noise, as ``latents=``."""
-    from sdlab.generation import _init_noise_scale
+    from sdlab.generation import init_noise_scale
     from sdlab.samplers import resolve_sampler
 
-    scale = _init_noise_scale(resolve_sampler(base.specs[0].sampler), base.sigmas).float()
+    scale = init_noise_scale(resolve_sampler(base.specs[0].sampler), base.sigmas).float()
     gen = torch.Generator("cpu").manual_seed(seed + 1)
     return size * scale * torch.randn(tuple(base.latents.shape), generator=gen)
 
@@ -900,7 +908,8 @@ def ancestral_divergence(
         rows.extend(
             _metric_rows(
                 a, values, experiment="ancestral_divergence", comparison=comparison, against=against,
-                against_keys=[s.key() for s in b.specs], images=images, pair=pair, **extra,
+                against_keys=[s.key() for s in b.specs], against_images=_keep_images(b, images), images=images,
+                pair=pair, **extra,
             )
         )  # fmt: skip
 
@@ -990,12 +999,9 @@ def predictability(
                 rows += _metric_rows(
                     a, values, experiment="predictability", comparison=comparison,
                     variant=f"{comparison} {a_value:g} -> {b_value:g}",
-                    against=f"{comparison} = {b_value:g}", against_keys=[s.key() for s in b.specs], images=images,
-                    setting_from=a_value, setting_to=b_value,
+                    against=f"{comparison} = {b_value:g}", against_keys=[s.key() for s in b.specs],
+                    against_images=_keep_images(b, images), images=images, setting_from=a_value, setting_to=b_value,
                 )  # fmt: skip
-            _, last = runs[-1]
-            for k, spec in enumerate(last.specs):
-                images[_image_name(spec)] = last.images[k]
     finally:
         runner.close()
     table = _frame(rows)

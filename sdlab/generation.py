@@ -23,7 +23,7 @@ from sdlab.errors import SdlabError
 from sdlab.samplers.catalogue import ResolvedSampler, resolve_sampler
 from sdlab.spec import RunSpec
 
-__all__ = ["generate", "load", "schedule_for", "GenerateResult", "Trajectory"]
+__all__ = ["generate", "load", "schedule_for", "init_noise_scale", "GenerateResult", "Trajectory"]
 
 _MODELS: dict[tuple[Any, ...], Any] = {}
 MAX_STEPS = 1000
@@ -107,13 +107,8 @@ class Trajectory:
         return torch.stack(self.column(which))
 
     def decode(self, model: Any, *, which: str = "denoised", mode: str = "full") -> Tensor:
-        """Images (steps, 3, H, W) in [0, 1], with the full VAE (``mode="full"``) or A1111's cheap linear preview."""
-        lat = self.latents(which)
-        if mode == "full":
-            return model.decode(lat)
-        if mode == "preview":
-            return model.preview(lat)
-        raise SdlabError("unknown trajectory decode mode", mode=mode, hint="use 'full' or 'preview'")
+        """Images (steps, 3, H, W) in [0, 1]: ``mode`` "full" (the VAE), "tiny" (TAESD) or "preview" (linear)."""
+        return model.decode_as(self.latents(which), mode)
 
 
 @dataclass
@@ -290,7 +285,7 @@ def _run_batch(
         image_rng = rng_mod.ImageRNG(shape, seeds, source=rng, device=sd.device, ensd=ensd)
         noise = image_rng.first().to(device=sd.device, dtype=torch.float32)
     base = torch.zeros_like(noise) if latents is None else latents.to(device=sd.device, dtype=torch.float32)
-    x = base + noise * _init_noise_scale(resolved, sigmas).to(noise) if add_noise else base
+    x = base + noise * init_noise_scale(resolved, sigmas).to(noise) if add_noise else base
     cond = sd.encode_prompt(prompts, negatives, clip_skip=clip_skip, size=(width, height))
     if resolved.info.key == "ddim_cfgpp" and resolved.flavour == "a1111":
         from sdlab.samplers.a1111 import CFGPP_SCALE_DIVISOR
@@ -333,7 +328,7 @@ def _run_batch(
     return out, last.get("denoised", out), trajs, int(getattr(denoiser, "nfe", 0))
 
 
-def _init_noise_scale(resolved: ResolvedSampler, sigmas: Tensor) -> Tensor:
+def init_noise_scale(resolved: ResolvedSampler, sigmas: Tensor) -> Tensor:
     """sigma_0, except that A1111 hands DDIM, PLMS and UniPC unit noise as the VP latent: sqrt(1 + sigma_0^2)."""
     if resolved.info.timesteps and resolved.flavour == "a1111":
         return (1 + sigmas[0] ** 2).sqrt()

@@ -105,8 +105,6 @@ def _step(label: str, progress: bool) -> Callable[[], None]:
 def build_report(out_dir: str | Path = "figures", *, smoke: bool = False, model: Any = None,
                  progress: bool = True) -> Path:  # fmt: skip
     """Measure the samplers and write ``out_dir/report.html`` plus PNG/HTML figures and CSV tables."""
-    import pandas as pd
-
     from sdlab import experiments as ex
     from sdlab.charts import convergence_chart, cost_quality_chart, divergence_chart, stability_chart
     from sdlab.display import image_grid
@@ -200,7 +198,6 @@ def build_report(out_dir: str | Path = "figures", *, smoke: bool = False, model:
     )
     if progress:
         print(f"[report] wrote {out / 'report.html'} in {elapsed:.0f} s")
-    _ = pd  # pandas is used through the experiment tables
     return out / "report.html"
 
 

@@ -21,7 +21,7 @@ A sweep file (TOML; every key but prompts, seeds and samplers optional)::
     metrics = ["latent_rmse", "ssim", "psnr"]   # default: these plus lpips when its backbone is cached
     trajectory = true                   # per-step latent deltas (denoised at step i vs i+1 and vs the final)
     step_image_metrics = ["ssim"]       # also on decoded predictions: a VAE decode per step, unless
-    step_decode_every = 5               #   only every 5th step is decoded, or step_decode = "preview"
+    step_decode_every = 5               #   only every 5th step is decoded, or step_decode = "tiny" (TAESD)
     reference = { sampler = "DPM++ 2M", schedule = "Karras", steps = 100 }   # or "highest" or "none"
 
     [sampler_options]                   # for every sampler (each must take them); a list is a grid axis
@@ -103,7 +103,7 @@ class SweepConfig:
     metrics: tuple[str, ...] | None = None  # None: latent_rmse, ssim, psnr (+ lpips when available)
     trajectory: bool = False  # per-step latent deltas (costs memory for the trajectory, little time)
     step_image_metrics: tuple[str, ...] = ()  # ssim/psnr/lpips on decoded per-step predictions (a VAE decode each)
-    step_decode: str = "full"  # "full" VAE decode, or "preview": A1111's cheap linear preview (~100x cheaper)
+    step_decode: str = "full"  # "full" VAE decode, "tiny" (TAESD) or "preview" (A1111's cheap linear preview)
     step_decode_every: int = 1  # decode every k-th step (and the last): full decodes cost about a UNet step each
     name: str = "sweep"
 
@@ -260,7 +260,7 @@ def _check_config(c: SweepConfig) -> None:
             raise SdlabError(
                 f"unknown per-step image metric {m!r}", key="step_image_metrics", hint=closest(str(m), _IMAGE_METRICS)
             )
-    if c.step_decode not in ("full", "preview"):
+    if c.step_decode not in ("full", "tiny", "preview"):
         raise _bad("step_decode", c.step_decode)
     if not _is_int(c.step_decode_every) or c.step_decode_every < 1:
         raise _bad("step_decode_every", c.step_decode_every)

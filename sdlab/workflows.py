@@ -494,7 +494,7 @@ def _sweep_rows(res: Any, sweep: str, seed: int | None) -> tuple[Any, int]:
     if sweep not in _SWEEPS:
         raise SdlabError(f"unknown sweep {sweep!r}", sweep=sweep, hint=closest(str(sweep), _SWEEPS))
     table = res.table
-    for column in ("comparison", "setting_from", "setting_to", "image", "seed", "metric", "value"):
+    for column in ("comparison", "setting_from", "setting_to", "image", "against_image", "seed", "metric", "value"):
         if column not in table.columns:
             raise SdlabError(f"the table has no {column!r} column", hint="pass a predictability() result")
     rows = table[table["comparison"] == sweep]
@@ -505,13 +505,6 @@ def _sweep_rows(res: Any, sweep: str, seed: int | None) -> tuple[Any, int]:
     if rows.empty:
         raise SdlabError("this seed is not in the sweep", seed=seed, have=sorted(table["seed"].unique().tolist()))
     return rows, seed
-
-
-def _setting_image(name: str, sweep: str, value: float) -> str:
-    """The image name of the same run at another setting (names read ".../steps=N/cfg=C/seed=S")."""
-    text = str(int(value)) if sweep == "steps" else f"{value:g}"
-    parts = [f"{sweep}={text}" if p.startswith(f"{sweep}=") else p for p in name.split("/")]
-    return "/".join(parts)
 
 
 def _label(sweep: str, value: float) -> str:
@@ -525,7 +518,7 @@ def sweep_images(res: Any, sweep: str = "cfg", *, seed: int | None = None) -> di
     rows = rows.drop_duplicates("setting_from").sort_values("setting_from")
     names = {float(v): name for v, name in zip(rows["setting_from"], rows["image"], strict=True)}
     last = rows.iloc[-1]
-    names[float(last["setting_to"])] = _setting_image(str(last["image"]), sweep, float(last["setting_to"]))
+    names[float(last["setting_to"])] = str(last["against_image"])
     missing = [n for n in names.values() if n not in res.images]
     if missing:
         raise SdlabError("the result has no image under this name", image=missing[0], hint="pass the result itself")
@@ -610,8 +603,7 @@ def jump_chart(
         if rows.empty:
             raise SdlabError(f"no rows for metric {metric!r}", metric=metric, sweep=sweep)
         label = label or str(rows["sampler"].iloc[0])
-        after = [_setting_image(n, sweep, v) for n, v in zip(rows["image"], rows["setting_to"], strict=True)]
-        rows = rows.assign(image=after)
+        rows = rows.assign(image=rows["against_image"])  # the image after the jump
 
         def hover(g: Any) -> str:
             return f"<br>{_label(sweep, g['setting_from'].iloc[0])} -> {_label(sweep, g['setting_to'].iloc[0])}"

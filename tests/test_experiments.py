@@ -176,6 +176,11 @@ def test_ancestral_divergence_eta_zero_is_the_deterministic_twin(tiny):
         "Euler a at 4 steps",
         "Euler at 4 steps",
     }
+    # every image compared is kept under its own name: each eta, and the N+1-step runs
+    assert set(res.table["image"]) | set(res.table["against_image"]) <= set(res.images)
+    etas = res.table.query("comparison == 'eta'")["image"]
+    assert etas.nunique() == 2 and any("eta=0.0" in n for n in etas) and any("eta=1.0" in n for n in etas)
+    assert any("steps=4" in n for n in steps["against_image"])
 
 
 def test_predictability_reports_the_largest_jump(tiny):
@@ -188,6 +193,8 @@ def test_predictability_reports_the_largest_jump(tiny):
     row = res.summary.query("sweep == 'cfg'").iloc[0]
     assert row["largest_jump"] == cfg["value"].max()
     assert (row["from"], row["to"]) == tuple(cfg.loc[cfg["value"].idxmax(), ["setting_from", "setting_to"]])
+    assert [n.split("/")[3] for n in cfg.sort_values("setting_from")["against_image"]] == ["cfg=5", "cfg=9"]
+    assert set(res.table["against_image"]) <= set(res.images)
 
 
 def test_cost_counts_model_evaluations(tiny):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sdlab.errors import SdlabError
 
-__all__ = ["WEIGHTS_DIR", "pipeline_dir", "classifier_dir", "verify_folder", "write_checksums"]
+__all__ = ["WEIGHTS_DIR", "pipeline_dir", "classifier_dir", "tiny_decoder_dir", "verify_folder", "write_checksums"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 _RESTORE = (
@@ -78,3 +78,9 @@ def pipeline_dir(folder: str | Path | None = None) -> Path:
 def classifier_dir(folder: str | Path | None = None) -> Path:
     """The shipped attribute classifier folder (``weights/classifier``), checksums verified once per process."""
     return _verified(str(Path(folder) if folder is not None else WEIGHTS_DIR / "classifier"))
+
+
+def tiny_decoder_dir(folder: str | Path | None = None) -> Path:
+    """The shipped tiny decoder (``weights/mini-sd-taesd``, a diffusers ``AutoencoderTiny`` folder distilled from
+    the embedded VAE; see :mod:`sdlab.models.tiny_vae`), checksums verified once per process."""
+    return _verified(str(Path(folder) if folder is not None else WEIGHTS_DIR / "mini-sd-taesd"))

@@ -47,6 +47,8 @@ __all__ = [
     "KINDS",
 ]
 
+DECODE_MODES = ("full", "tiny", "preview")  # the VAE; TAESD (tiny_vae.py); A1111's linear "Approx cheap"
+
 KINDS = ("sd1", "sd2", "sdxl")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -218,6 +220,23 @@ class SDModel:
             z = dist.sample(generator) if sample else dist.mean
             out.append((z.float() - shift) * config.scaling_factor)
         return torch.cat(out)
+
+    def tiny_decode(self, latents: Tensor) -> Tensor:
+        """Images (B, 3, H, W) in [0, 1] through the model's tiny decoder (TAESD; see :mod:`.tiny_vae`)."""
+        from sdlab.models.tiny_vae import tiny_decode
+
+        return tiny_decode(self, latents)
+
+    def decode_as(self, latents: Tensor, mode: str = "full") -> Tensor:
+        """Latents to images in [0, 1] by ``mode``: "full" (the VAE), "tiny" (TAESD, a few % of the VAE's cost)
+        or "preview" (A1111's cheap linear preview, at latent resolution)."""
+        if mode == "full":
+            return self.decode(latents)
+        if mode == "tiny":
+            return self.tiny_decode(latents)
+        if mode == "preview":
+            return self.preview(latents)
+        raise SdlabError(f"unknown decode mode {mode!r}", mode=mode, hint=f"use one of {DECODE_MODES}")
 
     def preview(self, latents: Tensor) -> Tensor:
         """A1111's cheap latent preview (B, 3, h, w) in [0, 1] at latent resolution (see :mod:`.preview`)."""
