@@ -4,8 +4,9 @@
 
 The embedded model generates one batch with ``trajectory=True``; then :func:`sdlab.experiments.step_deltas` measures
 every image's trajectory (each step's denoised prediction vs the next one and vs the final latent): latent RMSE
-alone, then plus SSIM and PSNR on decoded predictions (VAE decode in batches, one image at a time, or A1111's cheap
-linear preview). LPIPS joins when its backbone is cached. Best of ``--repeats``; prints a markdown table.
+alone, then plus SSIM and PSNR on decoded predictions (VAE decode in batches, one image at a time, the tiny decoder
+(TAESD) or A1111's cheap linear preview), and how closely the tiny decoder's and the preview's metrics follow the
+VAE's. LPIPS joins when its backbone is cached. Best of ``--repeats``; prints a markdown table.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def main() -> None:
         ),
         (f"latent RMSE + {im}, VAE decode every 5th step, batched", per_step(image_metrics, "full", every=5)),
         (f"latent RMSE + {im}, VAE decode every 10th step, batched", per_step(image_metrics, "full", every=10)),
+        (f"latent RMSE + {im}, tiny decoder (TAESD) of every step", per_step(image_metrics, "tiny")),
         (f"latent RMSE + {im}, cheap linear preview of every step", per_step(image_metrics, "preview")),
     ]
     n_images, n_steps = len(seeds), len(result.trajectories[0])
@@ -89,8 +91,34 @@ def main() -> None:
             f"| {label} | {t:.3f} | {1000 * t / n_images:.1f} | {1000 * t / (n_images * n_steps):.2f} | "
             f"{pct:.1f} % | {'yes' if pct <= 15 else 'no'} |"
         )
+    agreement(result, sd, image_metrics)
     if lpips_unavailable():
         print(f"\nLPIPS not measured: {lpips_unavailable()}")
+
+
+def agreement(result: sdlab.GenerateResult, sd: object, metrics: tuple[str, ...]) -> None:
+    """How far the per-step metrics through the tiny decoder and the preview are from the VAE's."""
+    import numpy as np
+    import pandas as pd
+
+    frames = []
+    for decode in ("full", "tiny", "preview"):
+        for k, traj in enumerate(result.trajectories):
+            rows = step_deltas(traj, result.latents[k], model=sd, image_metrics=metrics, decode=decode)
+            frames.append(pd.DataFrame(rows).assign(decode=decode, image=k))
+    table = pd.concat(frames)
+    table = table[table["metric"].isin(metrics)]
+    wide = table.pivot_table("value", ["image", "comparison", "metric", "step"], "decode").reset_index()
+    print("\nper-step image metrics vs the VAE's (every step of every image; psnr capped at 60 dB):")
+    print("| metric | comparison | decode | mean abs difference | Pearson r | rank r (Spearman) |")
+    print("|---|---|---|---:|---:|---:|")
+    for (metric, comparison), g in wide.groupby(["metric", "comparison"]):
+        full = g["full"].clip(upper=60).to_numpy()
+        for decode in ("tiny", "preview"):
+            other = g[decode].clip(upper=60).to_numpy()
+            r = np.corrcoef(full, other)[0, 1]
+            rank = pd.Series(full).rank().corr(pd.Series(other).rank())
+            print(f"| {metric} | {comparison} | {decode} | {np.abs(full - other).mean():.4f} | {r:.3f} | {rank:.3f} |")
 
 
 if __name__ == "__main__":

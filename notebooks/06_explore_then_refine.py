@@ -64,20 +64,26 @@ preview_last = 4 if smoke else 8
 # the latent and the model's denoised guess. Here are the final images:
 
 # %%
-ex = W.explore(prompt, sampler="Euler a", seeds=seeds, steps=steps, preview_last=preview_last, cfg=5, model=sd)
+# previews by all three decoders; "tiny" needs TAESD's weights for a real checkpoint (see sdlab.models.tiny_vae)
+ex = W.explore(prompt, sampler="Euler a", seeds=seeds, steps=steps, preview_last=preview_last, cfg=5, model=sd,
+               decode=W.PREVIEW_MODES)
 finals = display.image_strip({f"seed {s}": img for s, img in zip(ex.seeds, ex.images, strict=True)}, scale=2)
 display.save_image(finals, out / "seeds.png")
 
 # %% [markdown]
-# ## Step 2 · Live previews: cheap and full
+# ## Step 2 · Live previews: cheap, tiny and full
 #
 # While A1111 samples, it shows the denoised guess of the current step. Its "Approx cheap" preview is one
-# linear map from the 4 latent channels to RGB: free, but at latent resolution (1/8 of the image) and with
-# approximate colours. The full preview runs the VAE decoder on the same guess. Rows: seeds; columns: the last
-# steps of the run.
+# linear map from the 4 latent channels to RGB: free, but at latent resolution (1/8 of the image for SD, 1/4
+# here) and with approximate colours. Its "TAESD" preview runs a tiny decoder distilled from the VAE: a few % of
+# the VAE's cost, close to its image. The full preview runs the VAE decoder on the same guess. Rows: seeds;
+# columns: the last steps of the run.
 
 # %%
 display.save_image(ex.grid(mode="preview"), out / "previews_cheap.png")
+
+# %%
+display.save_image(ex.grid(mode="tiny"), out / "previews_tiny.png")
 
 # %%
 display.save_image(ex.grid(mode="full"), out / "previews_full.png")

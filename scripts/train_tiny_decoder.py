@@ -19,9 +19,10 @@ def main() -> None:
     for name in ("scenes", "captions", "steps", "batch", "seed", "threads"):
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--cache", default=None, help="a .pt file keeping the distillation data between runs")
     args = parser.parse_args()
-    cfg = TinyDecoderConfig(**{k: v for k, v in vars(args).items() if k != "out"})
-    summary = train_tiny_decoder(args.out, cfg)
+    cfg = TinyDecoderConfig(**{k: v for k, v in vars(args).items() if k not in ("out", "cache")})
+    summary = train_tiny_decoder(args.out, cfg, cache=args.cache)
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=1))
 
 

@@ -48,7 +48,7 @@ __all__ = [
     "jump_chart",
 ]
 
-PREVIEW_MODES = ("preview", "full")  # A1111's cheap linear latent preview; the full VAE decode
+PREVIEW_MODES = ("preview", "tiny", "full")  # A1111's cheap linear preview; its TAESD preview; the full VAE decode
 _HIGHLIGHT = (214, 39, 40)  # the red that outlines the largest jump (tab10 red, as in sdlab.charts)
 
 
@@ -139,7 +139,7 @@ class Exploration:
         if mode not in self.previews:
             raise SdlabError(
                 f"no {mode!r} previews in this exploration", mode=mode, have=sorted(self.previews),
-                hint=f"explore(..., decode={PREVIEW_MODES}) keeps both",
+                hint=f"explore(..., decode={PREVIEW_MODES}) keeps all three",
             )  # fmt: skip
         images = self.previews[mode]
         n, k = images.shape[:2]
@@ -155,7 +155,7 @@ def explore(
     cfg: float = 5.0,
     seeds: Sequence[int] | int = (0, 1, 2, 3),
     preview_last: int = 8,
-    decode: Sequence[str] | str = PREVIEW_MODES,
+    decode: Sequence[str] | str = ("preview", "full"),
     negative_prompt: str = "",
     model: Any = None,
     size: tuple[int, int] | str | None = None,
@@ -165,7 +165,7 @@ def explore(
     **sampler_options: Any,
 ) -> Exploration:
     """Run ``sampler`` (an ancestral one by default) over ``seeds`` and keep the last ``preview_last`` steps'
-    denoised guesses of each, by the cheap linear preview and/or the VAE (``decode``).
+    denoised guesses of each, by the cheap linear preview, the tiny decoder (TAESD) and/or the VAE (``decode``).
 
     One batched :func:`sdlab.generate` with ``trajectory=True``: every seed's latents at every step are kept, so
     :func:`refine` can continue any seed from any step without running the explorer again. ``"full"`` costs one
@@ -212,7 +212,7 @@ def _mode(mode: str) -> str:
 
 
 def _decode(sd: Any, latents: Tensor, mode: str) -> Tensor:
-    """Latents (B, C, h, w) to images in [0, 1] on the CPU: the VAE in batches, or the cheap linear preview."""
+    """Latents (B, C, h, w) to images in [0, 1] on the CPU: the VAE in batches, TAESD or the linear preview."""
     from sdlab.experiments import decode_latents
 
     return decode_latents(sd, latents, mode=mode)

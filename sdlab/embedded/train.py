@@ -254,19 +254,21 @@ def _encode_all(vae: Any, images: Any, device: str, batch: int = 512) -> tuple[A
 
 
 def _fit_preview(latents: Any, images: Any) -> dict[str, Any]:
-    """Least-squares 4x3 matrix + bias from scaled latents to 4x4-average-pooled RGB in [0, 1]."""
+    """Least-squares 4x3 matrix + bias from scaled latents to 4x4-average-pooled RGB in [-1, 1] (the convention of
+    A1111's preview matrices, which :func:`sdlab.models.preview.linear_preview` applies)."""
     import torch
     import torch.nn.functional as F
 
-    rgb = F.avg_pool2d(images.permute(0, 3, 1, 2).float() / 255.0, 4)  # (N, 3, 16, 16)
+    rgb = F.avg_pool2d(images.permute(0, 3, 1, 2).float() / 255.0, 4) * 2 - 1  # (N, 3, 16, 16)
     x = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]).double().cpu()
     y = rgb.permute(0, 2, 3, 1).reshape(-1, 3).double().cpu()
     a = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
     sol = torch.linalg.lstsq(a, y).solution
-    resid = float(((a @ sol - y) ** 2).mean().sqrt())
+    resid = float(((a @ sol - y) ** 2).mean().sqrt()) / 2  # in [0, 1] pixel units
     return {
         "description": "rgb = latents @ matrix + bias, per latent pixel: latents scaled by vae.config.scaling_factor "
-        "(what the UNet sees), rgb in [0, 1] at 1/4 resolution (16x16 for 64x64 images)",
+        "(what the UNet sees), rgb in [-1, 1] (shown as rgb * 0.5 + 0.5, A1111's convention) at 1/4 resolution "
+        "(16x16 for 64x64 images); rms_error in [0, 1] pixel units",
         "matrix": sol[:-1].tolist(),
         "bias": sol[-1].tolist(),
         "rms_error": round(resid, 4),
