@@ -89,7 +89,8 @@ display.save_image(ex.grid(mode="tiny"), out / "previews_tiny.png")
 display.save_image(ex.grid(mode="full"), out / "previews_full.png")
 
 # %% [markdown]
-# Even the cheap preview is enough to judge the composition, which is what exploring needs. In the last steps
+# Even the cheap preview is enough to judge the composition, which is what exploring needs (though on this model
+# a linear map cannot tell red from lavender: the tiny decoder can). In the last steps
 # an ancestral sampler still moves details around: each step adds fresh noise.
 #
 # **Exercise**: explore 8 seeds (`seeds=list(range(8))`) at 12 steps with `preview_last=6`. How early can you

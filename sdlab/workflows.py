@@ -121,7 +121,7 @@ class Exploration:
         tiles = self._tiles(mode)
         steps = list(enumerate(self.preview_steps))
         cells = {f"seed {s}": {f"step {i}": tiles[r, c] for c, i in steps} for r, s in enumerate(self.seeds)}
-        how = "cheap linear preview" if mode == "preview" else "full VAE decode"
+        how = {"preview": "cheap linear preview", "tiny": "tiny decoder, TAESD", "full": "full VAE decode"}[mode]
         title = f"{self.sampler}, {self.steps} steps: the denoised guess at the last steps ({how})"
         return image_grid(cells, scale=scale or _auto_scale(tiles[0]), title=title)
 
