@@ -14,20 +14,7 @@ import sdlab.metrics as M
 from sdlab import SdlabError
 from sdlab.spec import RunSpec
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from sdlab.testing import tiny_model
-
-    return tiny_model("sd1", seed=0)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

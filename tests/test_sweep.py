@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import sdlab
 import sdlab.metrics as M
@@ -28,13 +27,7 @@ PROMPT = "a red circle above a blue square, sunset sky"
 TIMING = ["seconds", "elapsed"]  # wall-clock columns: the only values that differ between identical runs
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: fast on a shared 2-core machine, and the same arithmetic as the subprocesses."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**overrides):
