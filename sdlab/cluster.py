@@ -70,13 +70,9 @@ class CellWorker:
 
     def prepare(self, run: Any) -> None:
         """Load ``run``'s model ahead of the cells (while a reference run this worker waits for is made)."""
-        from sdlab import generation, sweep
+        from sdlab import sweep
 
-        start = time.perf_counter()
-        loaded = len(generation._MODELS)
-        generation.load(**sweep._load_args(run))
-        if len(generation._MODELS) > loaded:
-            self.load_seconds += time.perf_counter() - start
+        self.load_seconds += sweep._load_model(run)
 
     def run(self, cell: Any, want_final: bool, primes: Sequence[Any], *finals: Any) -> tuple[Any, dict, Any]:
         """Run ``cell`` after caching the reference runs ``primes`` (with their ``finals``: latents, images).

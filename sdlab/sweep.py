@@ -674,16 +674,24 @@ def run_cell(cell: Cell) -> CellResult:
 # running a sweep
 
 
-def _work(cell: Cell) -> tuple[CellResult, dict[str, Any]]:
-    """Run one cell and time it: its result and a stats row (seconds in the cell, of which loading a model)."""
+def _load_model(run: Run) -> float:
+    """Load ``run``'s model into this process's cache; the seconds it took (0 when it was already loaded)."""
     import time
 
     from sdlab import generation
 
     start = time.perf_counter()
     loaded = len(generation._MODELS)
-    generation.load(**_load_args(cell.run))
-    load_seconds = time.perf_counter() - start if len(generation._MODELS) > loaded else 0.0
+    generation.load(**_load_args(run))
+    return time.perf_counter() - start if len(generation._MODELS) > loaded else 0.0
+
+
+def _work(cell: Cell) -> tuple[CellResult, dict[str, Any]]:
+    """Run one cell and time it: its result and a stats row (seconds in the cell, of which loading a model)."""
+    import time
+
+    start = time.perf_counter()
+    load_seconds = _load_model(cell.run)
     result = run_cell(cell)
     seconds = time.perf_counter() - start
     return result, {"seconds": seconds, "load_seconds": load_seconds, "images": len(result.images)}
