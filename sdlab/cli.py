@@ -74,10 +74,14 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_model(args: argparse.Namespace) -> int:
-    from sdlab.embedded.evaluate import evaluate_model, format_table
+    from sdlab.embedded.evaluate import evaluate_model, format_table, metrics_json, samples_grid
 
-    metrics = evaluate_model(n=args.n, progress=not args.quiet)
-    print(json.dumps(metrics, indent=2) if args.json else format_table(metrics))
+    metrics = evaluate_model(n=args.n, progress=not args.quiet, folder=args.model)
+    print(json.dumps(metrics_json(metrics), indent=2) if args.json else format_table(metrics))
+    if args.grid:
+        from sdlab.display import save_image
+
+        save_image(samples_grid(metrics), args.grid)
     return 0
 
 
@@ -145,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval-model", help="measure the embedded model (VAE PSNR, adherence, diversity)")
     e.add_argument("--n", type=int, default=200)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    e.add_argument("--model", default=None, help="a mini-sd pipeline folder to measure (default: the shipped one)")
+    e.add_argument("--grid", default=None, metavar="PNG", help="also save 12 captions at CFG 5 and CFG 1 as a grid")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_eval_model)
 

@@ -120,6 +120,27 @@ def test_fast_training_writes_a_loadable_pipeline(fast_weights: Path) -> None:
     assert pipe.scheduler.config.beta_schedule == "scaled_linear" and pipe.scheduler.config.beta_end == 0.012
 
 
+def test_continued_training_keeps_the_vae_and_classifier(fast_weights: Path, tmp_path: Path) -> None:
+    """``init_from`` + ``clf_steps=0`` (how the shipped UNet was trained further): only the UNet and text
+    encoder move; min-SNR weighting gives finite losses."""
+    from safetensors.torch import load_file
+
+    from sdlab.embedded.train import TrainConfig, train
+
+    cfg = TrainConfig(fast=True, init_from=str(fast_weights), snr_gamma=5.0, clf_steps=0, unet_steps=3)
+    log = train(tmp_path / "work", cfg, out_dir=tmp_path / "out", progress=False)
+    assert log["stages"]["vae"]["steps"] == 0 and log["stages"]["classifier"]["steps"] == 0
+    assert log["stages"]["unet"]["steps"] == 3 and all(np.isfinite(v) for _, v in log["stages"]["unet"]["losses"])
+
+    def weights(root: Path, part: str) -> dict:
+        folder = root / "classifier" if part == "classifier" else root / "mini-sd" / part
+        return load_file(str(next(folder.glob("*.safetensors"))))
+
+    for part, same in (("vae", True), ("classifier", True), ("unet", False)):
+        a, b = weights(fast_weights, part), weights(tmp_path / "out", part)
+        assert all(a[k].equal(b[k]) for k in a) == same, part
+
+
 def test_checksums_reject_corrupt_truncated_and_missing_files(fast_weights: Path, tmp_path: Path) -> None:
     source = WEIGHTS_DIR / "mini-sd" if SHIPPED else fast_weights / "mini-sd"
     copy = tmp_path / "mini-sd"
@@ -150,3 +171,30 @@ def test_small_evaluation_runs_on_the_shipped_model() -> None:
     assert 0 <= r["adherence"] <= 1 and r["vae_psnr_db"] > 15 and r["adherence_real"] > 0.5
     assert r["samples"]["adherence"].shape == (4, 3, 64, 64)
     assert "adherence" in format_table(r)
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped weights")
+def test_eval_model_cli_prints_json_and_saves_the_sample_grid(tmp_path, monkeypatch, capsys) -> None:
+    import json
+
+    from PIL import Image
+
+    import sdlab.embedded.evaluate as ev
+    from sdlab.cli import main
+
+    real = ev.evaluate_model
+    seen = {}
+
+    def small(n, *, progress, folder):  # the CLI's call, made cheap: fewer seeds and diversity steps
+        seen["folder"] = folder
+        return real(n, progress=progress, folder=folder, diversity_seeds=2, diversity_steps=3)
+
+    monkeypatch.setattr(ev, "evaluate_model", small)
+    grid = tmp_path / "grid.png"
+    folder = str(pipeline_dir())
+    assert main(["eval-model", "--n", "2", "--json", "--quiet", "--model", folder, "--grid", str(grid)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert seen["folder"] == folder and "samples" not in metrics
+    assert set(metrics) >= {"vae_psnr_db", "adherence", "adherence_cfg1", "diversity_ratio"}
+    with Image.open(grid) as im:  # 2 captions x (CFG 5, CFG 1), 64 px cells enlarged twice, plus labels
+        assert im.width > 2 * 128 and im.height > 2 * 128

@@ -21,7 +21,10 @@ import numpy as np
 from sdlab.embedded.classifier import check_caption, load_classifier, predict
 from sdlab.embedded.dataset import make_dataset
 
-__all__ = ["GenerateFn", "diffusers_generate_fn", "vae_psnr", "evaluate_model", "format_table"]
+__all__ = [
+    "GenerateFn", "diffusers_generate_fn", "vae_psnr", "evaluate_model", "format_table", "metrics_json",
+    "samples_grid",
+]  # fmt: skip
 
 GenerateFn = Callable[[list[str], list[int], str, str, int, float], Any]
 MAIN = ("DPM++ 2M", "Karras", 20)  # sampler, schedule, steps of the adherence runs
@@ -66,13 +69,15 @@ def diffusers_generate_fn(folder: str | Path | None = None, *, batch_size: int =
     return generate
 
 
-def _default_generate_fn() -> GenerateFn:
-    """``sdlab.generate`` on the embedded model (one image per prompt and seed)."""
+def _default_generate_fn(folder: str | Path | None = None) -> GenerateFn:
+    """``sdlab.generate`` on the embedded model, or the pipeline in ``folder`` (one image per prompt and seed)."""
     import sdlab
+
+    model = None if folder is None else str(folder)  # sdlab.generate loads it once and caches it
 
     def fn(prompts: list[str], seeds: list[int], sampler: str, schedule: str, steps: int, cfg: float) -> Any:
         result = sdlab.generate(
-            list(prompts), sampler=sampler, schedule=schedule, steps=steps, cfg=cfg, seeds=list(seeds)
+            list(prompts), sampler=sampler, schedule=schedule, steps=steps, cfg=cfg, seeds=list(seeds), model=model
         )
         return result.images
 
@@ -123,6 +128,7 @@ def evaluate_model(
     progress: bool = True,
     diversity_seeds: int = 16,
     diversity_steps: int = 100,
+    folder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Measure the embedded model; keys ``vae_psnr_db``, ``adherence``, ``adherence_cfg1``, ``diversity_ratio``.
 
@@ -134,18 +140,20 @@ def evaluate_model(
     * ``diversity_ratio``: 16 seeds of one prompt at Euler, 100 steps: mean distance between seeds divided by
       the mean distance between Euler and DPM++ 2M (both Karras, 100 steps, CFG 5) on the same seed.
 
-    ``samples`` holds the first 16 captions and their images at CFG 5 and CFG 1 (for a look).
+    ``folder``: a mini-sd pipeline folder to measure instead of the shipped one (its VAE and, without
+    ``generate_fn``, its generations; the classifier is always the shipped one). ``samples`` holds the first 16
+    captions and their images at CFG 5 and CFG 1 (for a look: :func:`samples_grid`).
     """
     import torch
     from tqdm.auto import tqdm
 
-    gen = generate_fn or _default_generate_fn()
+    gen = generate_fn or _default_generate_fn(folder)
     clf = load_classifier()
     images, captions, attrs = make_dataset(n, "heldout", seed)
     seeds = [seed * 100_000 + i for i in range(n)]
     sampler, schedule, steps = MAIN
     batch = 16
-    results: dict[str, Any] = {"n": n, "seed": seed, "vae_psnr_db": vae_psnr(n, seed=seed)}
+    results: dict[str, Any] = {"n": n, "seed": seed, "vae_psnr_db": vae_psnr(n, seed=seed, folder=folder)}
     real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     pred = predict(clf, real)
     results["adherence_real"], results["adherence_real_by_attribute"] = _adherence(
@@ -204,3 +212,18 @@ def format_table(results: dict[str, Any]) -> str:
         r = results["adherence_real_by_attribute"].get(k, float("nan"))
         lines.append(f"  {k:<12} {v:6.1%} / {c1:6.1%} / {r:6.1%}")
     return "\n".join(lines)
+
+
+def metrics_json(results: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of :func:`evaluate_model` (everything but the sample images), ready for ``json.dumps``."""
+    return {k: v for k, v in results.items() if k != "samples"}
+
+
+def samples_grid(results: dict[str, Any], n: int = 12, *, scale: int = 2) -> Any:
+    """A ``PIL.Image`` of the first ``n`` held-out captions (rows) generated at CFG 5 and CFG 1 (columns)."""
+    from sdlab.display import image_grid
+
+    s = results["samples"]
+    n = min(n, len(s["captions"]))
+    rows = [[s["adherence"][i], s["adherence_cfg1"][i]] for i in range(n)]
+    return image_grid(rows, row_labels=s["captions"][:n], col_labels=["CFG 5", "CFG 1"], scale=scale)
