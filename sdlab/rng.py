@@ -304,6 +304,13 @@ def brownian_noise_sampler(
     schedule's smallest non-zero and largest sigma, one tree per image seed, on ``x``'s device, and torchsde
     draws through the RNG source. A1111 does not add ENSD to these seeds; ``ensd`` (default 0) offsets them
     if you want it to.
+
+    The tree spans the schedule's own sigma range, so its noise at a given sigma depends on that range: where
+    the smallest non-zero sigma moves with the step count (the "Normal" schedule) an SDE sampler gets a new
+    noise path at every step count and its image can jump from N to N+1 steps; with a fixed range (Karras,
+    exponential) it converges like its deterministic twin. On the embedded model (seed 3, CFG 5) DPM++ 2M SDE's
+    final latents differ by RMS 0.46 between 40 and 41 "Normal" steps and 0.024 between 40 and 41 Karras
+    steps (DPM++ 2M: 0.023 and 0.012). This is A1111's behaviour, kept on purpose.
     """
     from sdlab.samplers.brownian import BrownianTreeNoiseSampler
 

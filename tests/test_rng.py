@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import numpy as np
@@ -255,13 +254,6 @@ def test_torchsde_tree_draws_through_the_source():
     assert torch.equal(tree(0.2, 0.6), increment("CPU"))
 
 
-needs_brownian = pytest.mark.skipif(
-    importlib.util.find_spec("sdlab.samplers.brownian") is None,
-    reason="sdlab/samplers/brownian.py (BrownianTreeNoiseSampler, another helper's file) is not written yet",
-)
-
-
-@needs_brownian
 def test_brownian_noise_is_per_image_and_follows_the_source():
     sigmas = torch.tensor([10.0, 5.0, 2.0, 1.0, 0.5, 0.0])
     x2, x1 = torch.zeros(2, *SHAPE), torch.zeros(1, *SHAPE)
@@ -276,7 +268,19 @@ def test_brownian_noise_is_per_image_and_follows_the_source():
         brownian_noise_sampler(x2, sigmas, [21], source="CPU")
 
 
-@needs_brownian
+def test_brownian_noise_depends_on_the_schedules_sigma_range():
+    """A1111 spans the tree over [smallest non-zero sigma, largest sigma]: schedules with one range share their
+    noise on a shared interval, and a schedule whose smallest sigma moves (the "Normal" schedule at another step
+    count) draws other noise there: why SDE samplers can jump from N to N+1 steps."""
+    x = torch.zeros(1, *SHAPE)
+    a = brownian_noise_sampler(x, torch.tensor([10.0, 5.0, 2.0, 0.5, 0.0]), [41], source="CPU")
+    same_range = brownian_noise_sampler(x, torch.tensor([10.0, 5.0, 3.0, 2.0, 1.0, 0.5, 0.0]), [41], source="CPU")
+    other_min = brownian_noise_sampler(x, torch.tensor([10.0, 5.0, 2.0, 0.6, 0.0]), [41], source="CPU")
+    s, s_next = torch.tensor(5.0), torch.tensor(2.0)
+    assert torch.equal(a(s, s_next), same_range(s, s_next))
+    assert not torch.allclose(a(s, s_next), other_min(s, s_next), atol=1e-3)
+
+
 def test_brownian_gpu_source_on_cpu_is_the_plain_seeded_tree():
     from sdlab.samplers.brownian import BrownianTreeNoiseSampler
 
@@ -331,7 +335,6 @@ def test_gpu_source_on_cuda_is_cuda_torch_randn_and_nv_matches_it():
 
 @pytest.mark.gpu
 @cuda
-@needs_brownian
 def test_brownian_on_cuda_gpu_source_is_the_cuda_tree_and_nv_imitates_it():
     from sdlab.samplers.brownian import BrownianTreeNoiseSampler
 
