@@ -16,13 +16,8 @@ from sdlab.generation import schedule_for
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # every tensor here is tiny: with a busy second core, OpenMP's thread syncs cost ~10 ms per op
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: with a busy second core, OpenMP's thread syncs cost ~10 ms per op
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gen(seed: int) -> torch.Generator:
