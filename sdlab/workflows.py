@@ -48,7 +48,9 @@ __all__ = [
     "jump_chart",
 ]
 
-PREVIEW_MODES = ("preview", "tiny", "full")  # A1111's cheap linear preview; its TAESD preview; the full VAE decode
+# how a denoised guess becomes an image: A1111's cheap linear preview, its TAESD preview, the full VAE decode
+_PREVIEW_NAMES = {"preview": "cheap linear preview", "tiny": "tiny decoder, TAESD", "full": "full VAE decode"}
+PREVIEW_MODES = tuple(_PREVIEW_NAMES)
 _HIGHLIGHT = (214, 39, 40)  # the red that outlines the largest jump (tab10 red, as in sdlab.charts)
 
 
@@ -121,8 +123,7 @@ class Exploration:
         tiles = self._tiles(mode)
         steps = list(enumerate(self.preview_steps))
         cells = {f"seed {s}": {f"step {i}": tiles[r, c] for c, i in steps} for r, s in enumerate(self.seeds)}
-        how = {"preview": "cheap linear preview", "tiny": "tiny decoder, TAESD", "full": "full VAE decode"}[mode]
-        title = f"{self.sampler}, {self.steps} steps: the denoised guess at the last steps ({how})"
+        title = f"{self.sampler}, {self.steps} steps: the denoised guess at the last steps ({_PREVIEW_NAMES[mode]})"
         return image_grid(cells, scale=scale or _auto_scale(tiles[0]), title=title)
 
     def guess(self, seed: int, step: int, *, mode: str = "full") -> Tensor:
