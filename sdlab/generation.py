@@ -63,6 +63,8 @@ def schedule_for(
     resolved = resolve_sampler(sampler)
     info = resolved.info
     name = schedule
+    if is_a1111_lcm(resolved):
+        model = _LCMTable.of(model)
     if resolved.flavour == "diffusers":  # the scheduler's own timesteps
         from sdlab.samplers.diffusers_engine import scheduler_sigmas
 
@@ -88,6 +90,36 @@ def schedule_for(
         **schedule_options,
     )
     return sigmas, name
+
+
+def is_a1111_lcm(resolved: ResolvedSampler) -> bool:
+    """A1111's "LCM" runs on its own denoiser and its 50 LCM timesteps (ComfyUI's "lcm" does not)."""
+    return resolved.info.key == "lcm" and resolved.flavour == "a1111"
+
+
+@dataclass(frozen=True)
+class _LCMTable:
+    """What A1111's schedules see under its "LCM" sampler: the 50 LCM sigmas of the model's training table."""
+
+    sigmas: Tensor
+    is_sdxl: bool = False
+
+    @classmethod
+    def of(cls, model: Any) -> _LCMTable:
+        from sdlab.models.denoisers import LCMEpsDenoiser, training_sigmas
+
+        if model is None:  # SD 1.x
+            table = training_sigmas({"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012})
+        elif getattr(model, "sigmas", None) is not None:
+            table = torch.as_tensor(model.sigmas).detach().cpu().float()
+        else:
+            raise SdlabError(
+                "A1111's LCM sampler needs the model's discrete training sigma table",
+                sampler="LCM",
+                model=type(model).__name__,
+                hint="give a model with .sigmas, or use ComfyUI's 'lcm' on a continuous model",
+            )
+        return cls(LCMEpsDenoiser(None, table).sigmas, bool(getattr(model, "is_sdxl", False)))
 
 
 @dataclass
@@ -291,7 +323,7 @@ def _run_batch(
         from sdlab.samplers.a1111 import CFGPP_SCALE_DIVISOR
 
         cfg = cfg / CFGPP_SCALE_DIVISOR  # A1111's DDIM CFG++ reads the CFG scale divided by 12.5 (7 -> 0.56)
-    denoiser = sd.denoiser(cond, cfg)
+    denoiser = sd.denoiser(cond, cfg, lcm=is_a1111_lcm(resolved))
     if resolved.flavour == "diffusers":
         noise_sampler = None
     elif resolved.info.brownian:

@@ -111,6 +111,29 @@ def test_timestep_samplers_use_their_own_grid(sd1):
     assert torch.isfinite(r.images).all()
 
 
+def test_a1111_lcm_runs_on_lcm_timesteps(sd1, monkeypatch):
+    """A1111's "LCM": schedules span the 50 LCM sigmas and the UNet only sees timesteps 19, 39, ..., 999."""
+    from sdlab.models.denoisers import DiffusersUNet, LCMEpsDenoiser
+
+    lcm_table = LCMEpsDenoiser(None, sd1.sigmas)
+    karras, _ = schedule_for("LCM", "Karras", 4, sd1)
+    assert float(karras[0]) == pytest.approx(float(sd1.sigmas[-1]))
+    assert float(karras[-2]) == pytest.approx(float(sd1.sigmas[19]))  # sigma_min is the sigma at t = 19
+    auto, name = schedule_for("LCM", "Automatic", 4, sd1)
+    expected = lcm_table.t_to_sigma(torch.linspace(999, 19, 4))
+    assert name == "uniform"
+    torch.testing.assert_close(auto[:-1].float(), expected.float(), rtol=1e-5, atol=0)
+    comfy, _ = schedule_for("lcm", "Karras", 4, sd1)  # ComfyUI's lcm keeps the model's own range
+    assert float(comfy[-2]) == pytest.approx(float(sd1.sigmas[0]))
+
+    seen = []
+    call = DiffusersUNet.__call__
+    monkeypatch.setattr(DiffusersUNet, "__call__", lambda self, x, t, **kw: seen.append(t) or call(self, x, t, **kw))
+    r = gen(sd1, sampler="LCM", seeds=[0], steps=4)
+    assert torch.isfinite(r.images).all() and len(seen) == 4
+    assert {int(v) for t in seen for v in t} <= set(range(19, 1000, 20))
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [

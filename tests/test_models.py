@@ -17,6 +17,7 @@ from sdlab.models import (
     CFGDenoiser,
     DiscreteEpsDenoiser,
     DiscreteVDenoiser,
+    LCMEpsDenoiser,
     load_model,
     training_sigmas,
 )
@@ -251,6 +252,44 @@ def test_exact_prediction_returns_x0(cls, target):
     sigma = torch.tensor([0.05, 1.0, 14.0], dtype=torch.float64)
     x = x0 + torch.randn_like(x0) * sigma[:, None, None, None]
     torch.testing.assert_close(D(x, sigma), x0, rtol=1e-6, atol=1e-6)
+
+
+def test_lcm_denoiser_is_a1111s():
+    """A1111's LCM denoiser: 50 timesteps 19..999, snapped sigma -> t, and the consistency boundary blend."""
+    sigmas = training_sigmas(SD_SCHEDULER).double()
+    calls = []
+
+    def unet(z, t):
+        calls.append((z, t))
+        return torch.ones_like(z)
+
+    D = LCMEpsDenoiser(unet, sigmas)
+    assert D.timesteps.tolist() == list(range(19, 1000, 20))
+    torch.testing.assert_close(D.sigmas, sigmas[19::20])
+    assert (float(D.sigma_min), float(D.sigma_max)) == (float(sigmas[19]), float(sigmas[999]))
+    # any sigma snaps to the nearest LCM timestep, also below the first and between two of them
+    assert D.sigma_to_t(sigmas[[0, 19, 22, 36, 999]]).tolist() == [19, 19, 19, 39, 999]
+    between = (sigmas[499] * sigmas[519]).sqrt()
+    expected = torch.stack([sigmas[19], between, sigmas[999]])
+    torch.testing.assert_close(D.t_to_sigma(torch.tensor([19.0, 509.0, 999.0])), expected)
+
+    x = torch.full((2, 4, 2, 2), 2.0, dtype=torch.float64)
+    sigma = torch.tensor([float(sigmas[19]), 3.0], dtype=torch.float64)
+    out = D(x, sigma)
+    z, t = calls[-1]
+    assert t.tolist() == [19, int(D.sigma_to_t(sigma[1:]))]
+    torch.testing.assert_close(z, x / (sigma**2 + 1).sqrt()[:, None, None, None])
+    for i in range(2):
+        s = 10.0 * float(t[i])
+        x0 = 2.0 - float(sigma[i]) * 1.0  # eps = 1 everywhere, sigma as asked (not snapped)
+        expected = x0 * s / math.sqrt(s * s + 0.25) + 2.0 * 0.25 / (s * s + 0.25)
+        torch.testing.assert_close(out[i], torch.full_like(out[i], expected))
+
+
+def test_lcm_denoiser_refuses_v_prediction(models):
+    with pytest.raises(SdlabError, match="eps-prediction"):
+        models["sd2-v"].inner_denoiser(lcm=True)
+    assert isinstance(models["sd1"].inner_denoiser(lcm=True), LCMEpsDenoiser)
 
 
 class _Recorder:

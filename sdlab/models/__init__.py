@@ -15,6 +15,7 @@ from sdlab.models.denoisers import (
     DiscreteEpsDenoiser,
     DiscreteSchedule,
     DiscreteVDenoiser,
+    LCMEpsDenoiser,
     training_alphas_cumprod,
     training_sigmas,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "DiscreteEpsDenoiser",
     "DiscreteVDenoiser",
     "DiscreteSchedule",
+    "LCMEpsDenoiser",
     "DiffusersUNet",
     "training_sigmas",
     "training_alphas_cumprod",

@@ -36,6 +36,7 @@ __all__ = [
     "DiscreteSchedule",
     "DiscreteEpsDenoiser",
     "DiscreteVDenoiser",
+    "LCMEpsDenoiser",
     "CFGDenoiser",
     "DiffusersUNet",
     "PAD_MODES",
@@ -160,6 +161,58 @@ class DiscreteVDenoiser(DiscreteSchedule):
         c_in = 1 / (sigma_**2 + 1) ** 0.5
         v = self.inner_model(x * c_in, self.sigma_to_t(sigma), **cond)
         return x * c_skip + v * c_out
+
+
+class LCMEpsDenoiser(DiscreteSchedule):
+    """A1111's denoiser for its "LCM" sampler (``LCMCompVisDenoiser``): an eps UNet on LCM's 50 timesteps.
+
+    A latent consistency model is distilled on ``original_steps`` = 50 of the ``T`` training timesteps,
+    ``t_k = T - 1 - (49 - k) * skip`` with ``skip = T // 50`` (19, 39, ..., 999 for SD). So:
+
+    * the sigma table is those 50 sigmas: schedules get their range from it (``sigma_min`` is the sigma at
+      t = 19, not t = 0), and "Uniform"/"Normal" space timesteps evenly from 999 down to 19;
+    * ``sigma_to_t`` always snaps to the nearest of the 50 timesteps;
+    * the eps prediction gives ``x0 = x - sigma * eps`` (sigma as asked, not snapped), then the consistency
+      boundary condition blends it with the input: ``D = c_out * x0 + c_skip * x`` with ``s = 10 t``,
+      ``c_skip = 0.25 / (s^2 + 0.25)``, ``c_out = s / sqrt(s^2 + 0.25)`` (sigma_data 0.5).
+
+    On a model that is not LCM-distilled this still is what A1111 runs when "LCM" is picked.
+    """
+
+    def __init__(self, unet: UNetLike, sigmas: Tensor, *, original_steps: int = 50) -> None:
+        sigmas = torch.as_tensor(sigmas)
+        n_train = len(sigmas)
+        skip = n_train // original_steps
+        if skip < 1:
+            raise SdlabError(
+                "the training table is shorter than LCM's timesteps",
+                training_steps=n_train,
+                original_steps=original_steps,
+            )
+        self.timesteps = torch.tensor([n_train - 1 - k * skip for k in reversed(range(original_steps))])
+        self.skip = skip
+        super().__init__(sigmas[self.timesteps], quantize=True)
+        self.inner_model = unet
+
+    def sigma_to_t(self, sigma: Tensor, quantize: bool | None = None) -> Tensor:
+        """The training timestep of the nearest of the 50 LCM sigmas (always snapped)."""
+        nearest = (sigma.log() - self.log_sigmas.to(sigma.device)[:, None]).abs().argmin(dim=0)
+        return self.timesteps.to(sigma.device)[nearest].view(sigma.shape)
+
+    def t_to_sigma(self, t: Tensor) -> Tensor:
+        """Sigma at training timestep ``t``, interpolating log-sigma between the 50 LCM timesteps."""
+        k = ((t.float() - float(self.timesteps[0])) / self.skip).clamp(0, len(self.sigmas) - 1)
+        return super().t_to_sigma(k)
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        sigma_ = append_dims(sigma, x.ndim)
+        t = self.sigma_to_t(sigma)
+        eps = self.inner_model(x / (sigma_**2 + 1) ** 0.5, t, **cond)
+        x0 = x - eps * sigma_
+        s = append_dims(t.to(x.dtype), x.ndim) * 10.0
+        c_skip = 0.25 / (s**2 + 0.25)
+        c_out = s / (s**2 + 0.25) ** 0.5
+        return x0 * c_out + x * c_skip
 
 
 class DiffusersUNet:

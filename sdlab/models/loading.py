@@ -33,7 +33,14 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError, closest
-from sdlab.models.denoisers import CFGDenoiser, DiffusersUNet, DiscreteEpsDenoiser, DiscreteVDenoiser, training_sigmas
+from sdlab.models.denoisers import (
+    CFGDenoiser,
+    DiffusersUNet,
+    DiscreteEpsDenoiser,
+    DiscreteVDenoiser,
+    LCMEpsDenoiser,
+    training_sigmas,
+)
 from sdlab.models.preview import linear_preview, normalised_preview, preview_coefficients
 from sdlab.models.prompts import Conditioning, encode_prompt
 
@@ -147,22 +154,38 @@ class SDModel:
             self.pipe, prompts, negative_prompts, kind=self.kind, clip_skip=clip_skip, size=size, emphasis=emphasis
         )
 
-    def inner_denoiser(self, *, quantize: bool = False) -> DiscreteEpsDenoiser | DiscreteVDenoiser:
-        """The UNet as a k-diffusion denoiser without guidance (pass ``encoder_hidden_states=`` etc. per call)."""
+    def inner_denoiser(
+        self, *, quantize: bool = False, lcm: bool = False
+    ) -> DiscreteEpsDenoiser | DiscreteVDenoiser | LCMEpsDenoiser:
+        """The UNet as a k-diffusion denoiser without guidance (pass ``encoder_hidden_states=`` etc. per call).
+
+        ``lcm=True``: A1111's denoiser for its "LCM" sampler (:class:`~sdlab.models.denoisers.LCMEpsDenoiser`).
+        """
+        unet, sigmas = DiffusersUNet(self.pipe.unet), self.sigmas.to(self.device)
+        if lcm:
+            if self.prediction_type != "epsilon":
+                raise SdlabError(
+                    "A1111's LCM denoiser reads the UNet as an eps-prediction model",
+                    sampler="LCM",
+                    model=self.model_id,
+                    prediction_type=self.prediction_type,
+                    hint="use ComfyUI's 'lcm' sampler name, which keeps the model's own parameterisation",
+                )
+            return LCMEpsDenoiser(unet, sigmas)
         cls = DiscreteVDenoiser if self.prediction_type == "v_prediction" else DiscreteEpsDenoiser
-        return cls(DiffusersUNet(self.pipe.unet), self.sigmas.to(self.device), quantize=quantize)
+        return cls(unet, sigmas, quantize=quantize)
 
     def denoiser(
-        self, cond: Conditioning, cfg_scale: float, *, quantize: bool = False, pad: str = "none"
+        self, cond: Conditioning, cfg_scale: float, *, quantize: bool = False, pad: str = "none", lcm: bool = False
     ) -> CFGDenoiser:
         """``D(x, sigma) -> x0`` with A1111's classifier-free guidance at ``cfg_scale``.
 
         ``quantize`` is A1111's "enable_quantization"; ``pad`` how prompts of different lengths are batched
-        (see :class:`~sdlab.models.denoisers.CFGDenoiser`).
+        (see :class:`~sdlab.models.denoisers.CFGDenoiser`); ``lcm`` A1111's LCM denoiser (its "LCM" sampler).
         """
         if not isinstance(cond, Conditioning):
             raise SdlabError("denoiser needs the Conditioning from encode_prompt", got=type(cond).__name__)
-        inner = self.inner_denoiser(quantize=quantize)
+        inner = self.inner_denoiser(quantize=quantize, lcm=lcm)
         return CFGDenoiser(inner, cond.cond, cond.uncond, cfg_scale, pad=pad, empty=cond.empty)
 
     def _vae(self, dtype: torch.dtype | None = None) -> Any:

@@ -468,10 +468,10 @@ def lcm(
 ) -> Tensor:
     """LCM multistep sampling (Luo et al. 2023) as A1111's ``sample_lcm``: jump to x0, re-noise to the next sigma.
 
-    A1111 pairs it with its own denoiser, ``LCMCompVisDenoiser``. That denoiser has a 50-entry sigma table at
-    ``t = 19, 39, ..., 999`` and snaps sigma to the nearest of them. It also applies the consistency boundary
-    ``c_skip = 0.25 / ((10 t)^2 + 0.25)``, ``c_out = 10 t / sqrt((10 t)^2 + 0.25)``. That is the denoiser's
-    job, not this sampler's.
+    A1111 pairs it with its own denoiser, ``LCMCompVisDenoiser``: a 50-entry sigma table at ``t = 19, 39, ...,
+    999``, sigma snapped to the nearest of them, and the consistency boundary ``c_skip = 0.25 / ((10 t)^2 +
+    0.25)``, ``c_out = 10 t / sqrt((10 t)^2 + 0.25)``. That is the denoiser's job, not this sampler's:
+    :class:`sdlab.models.denoisers.LCMEpsDenoiser`, which :func:`sdlab.generate` uses for A1111's "LCM".
     """
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
