@@ -331,7 +331,7 @@ def test_stochastic_samplers_sample_the_data_distribution(name: str, options: di
 def test_lcm_is_exact_for_a_point_mass() -> None:
     x0, seen = torch.tensor([[0.3, -1.2]], dtype=F64), []
     sigmas = karras(6)
-    out = comfy.lcm(lambda x, sigma: x0.expand_as(x), start(shape=(1, 2)), sigmas, callback=seen.append)
+    out = SAMPLERS["lcm"](lambda x, sigma: x0.expand_as(x), start(shape=(1, 2)), sigmas, callback=seen.append)
     torch.testing.assert_close(out, x0, rtol=0, atol=0)
     assert all(float((s["x"] - x0).abs().max()) > 0 for s in seen[1:])  # re-noised between steps
 

@@ -24,6 +24,8 @@ How sdlab's forms relate to ComfyUI's:
   ``uncond`` from the midpoint call, iPNDM-v's order-3/4 weights are not Adams-Bashforth on unequal steps, RES
   multistep ancestral measures ``c2`` to the previous ``sigma_down``, DEIS's time map is EDM's VP schedule
   whatever the model.
+* ComfyUI's ``lcm`` is the same algorithm as A1111's ``sample_lcm`` (jump to x0, re-noise), so
+  :data:`SAMPLERS` maps it to :func:`sdlab.samplers.a1111.lcm`; only A1111 pairs it with its own LCM denoiser.
 * ComfyUI's ``ddim`` is Euler (with random inpainting noise) and lives with the k-diffusion samplers;
   ``uni_pc`` and ``uni_pc_bh2`` are ComfyUI's UniPC and are not here (see :data:`NOT_IMPLEMENTED`).
 """
@@ -38,6 +40,7 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
+from sdlab.samplers.a1111 import lcm
 from sdlab.samplers.base import (
     Callback,
     NoiseSampler,
@@ -215,7 +218,7 @@ def heunpp2(
     return x
 
 
-# --- DDPM and LCM -------------------------------------------------------------------------------------------
+# --- DDPM -------------------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -246,28 +249,6 @@ def ddpm(
             x = mean * (1 + sigma_next**2) ** 0.5
         else:
             x = mean
-    return x
-
-
-@torch.no_grad()
-def lcm(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-) -> Tensor:
-    """ComfyUI's LCM (Luo et al. 2023): jump to the x0 estimate, then re-noise it to the next sigma."""
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    for i in range(len(sigmas) - 1):
-        denoised = model(x, _at(x, sigmas[i]), **extra_args)
-        _report(callback, x, i, sigmas[i], denoised)
-        x = denoised
-        if sigmas[i + 1] > 0:
-            x = x + sigmas[i + 1] * noise_sampler(sigmas[i], sigmas[i + 1])
     return x
 
 
