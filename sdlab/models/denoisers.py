@@ -196,8 +196,8 @@ class LCMEpsDenoiser(DiscreteSchedule):
 
     def sigma_to_t(self, sigma: Tensor, quantize: bool | None = None) -> Tensor:
         """The training timestep of the nearest of the 50 LCM sigmas (always snapped)."""
-        nearest = (sigma.log() - self.log_sigmas.to(sigma.device)[:, None]).abs().argmin(dim=0)
-        return self.timesteps.to(sigma.device)[nearest].view(sigma.shape)
+        nearest = super().sigma_to_t(sigma, quantize=True)  # index into the 50 LCM sigmas
+        return self.timesteps.to(sigma.device)[nearest]
 
     def t_to_sigma(self, t: Tensor) -> Tensor:
         """Sigma at training timestep ``t``, interpolating log-sigma between the 50 LCM timesteps."""
