@@ -76,7 +76,7 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
 def _cmd_eval_model(args: argparse.Namespace) -> int:
     from sdlab.embedded.evaluate import evaluate_model, format_table, metrics_json, samples_grid
 
-    metrics = evaluate_model(n=args.n, progress=not args.quiet, folder=args.model)
+    metrics = evaluate_model(n=args.n, seed=args.seed, progress=not args.quiet, folder=args.model)
     print(json.dumps(metrics_json(metrics), indent=2) if args.json else format_table(metrics))
     if args.grid:
         from sdlab.display import save_image
@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval-model", help="measure the embedded model (VAE PSNR, adherence, diversity)")
     e.add_argument("--n", type=int, default=200)
+    e.add_argument(
+        "--seed", type=int, default=0, help="which held-out captions and seeds (default 0; others check on fresh ones)"
+    )
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     e.add_argument("--model", default=None, help="a mini-sd pipeline folder to measure (default: the shipped one)")
     e.add_argument("--grid", default=None, metavar="PNG", help="also save 12 captions at CFG 5 and CFG 1 as a grid")

@@ -185,16 +185,17 @@ def test_eval_model_cli_prints_json_and_saves_the_sample_grid(tmp_path, monkeypa
     real = ev.evaluate_model
     seen = {}
 
-    def small(n, *, progress, folder):  # the CLI's call, made cheap: fewer seeds and diversity steps
-        seen["folder"] = folder
-        return real(n, progress=progress, folder=folder, diversity_seeds=2, diversity_steps=3)
+    def small(n, *, seed, progress, folder):  # the CLI's call, made cheap: fewer seeds and diversity steps
+        seen["folder"], seen["seed"] = folder, seed
+        return real(n, seed=seed, progress=progress, folder=folder, diversity_seeds=2, diversity_steps=3)
 
     monkeypatch.setattr(ev, "evaluate_model", small)
     grid = tmp_path / "grid.png"
     folder = str(pipeline_dir())
-    assert main(["eval-model", "--n", "2", "--json", "--quiet", "--model", folder, "--grid", str(grid)]) == 0
+    argv = ["eval-model", "--n", "2", "--seed", "3", "--json", "--quiet", "--model", folder, "--grid", str(grid)]
+    assert main(argv) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert seen["folder"] == folder and "samples" not in metrics
+    assert seen["folder"] == folder and seen["seed"] == 3 and metrics["seed"] == 3 and "samples" not in metrics
     assert set(metrics) >= {"vae_psnr_db", "adherence", "adherence_cfg1", "diversity_ratio"}
     with Image.open(grid) as im:  # 2 captions x (CFG 5, CFG 1), 64 px cells enlarged twice, plus labels
         assert im.width > 2 * 128 and im.height > 2 * 128
