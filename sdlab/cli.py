@@ -172,8 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_loader_bars() -> None:
+    """--quiet: no progress bars from diffusers' and transformers' own loaders either."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        _silence_loader_bars()
     try:
         return args.func(args)
     except SdlabError as exc:

@@ -196,6 +196,13 @@ def test_eval_model_cli_prints_json_and_saves_the_sample_grid(tmp_path, monkeypa
     assert main(argv) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert seen["folder"] == folder and seen["seed"] == 3 and metrics["seed"] == 3 and "samples" not in metrics
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    quiet = not diffusers_logging.is_progress_bar_enabled() and not transformers_logging.is_progress_bar_enabled()
+    diffusers_logging.enable_progress_bar()  # global state: restore it for the other tests
+    transformers_logging.enable_progress_bar()
+    assert quiet  # --quiet silences the libraries' loading bars too
     assert set(metrics) >= {"vae_psnr_db", "adherence", "adherence_cfg1", "diversity_ratio"}
     with Image.open(grid) as im:  # 2 captions x (CFG 5, CFG 1), 64 px cells enlarged twice, plus labels
         assert im.width > 2 * 128 and im.height > 2 * 128
