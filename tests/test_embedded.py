@@ -206,3 +206,23 @@ def test_eval_model_cli_prints_json_and_saves_the_sample_grid(tmp_path, monkeypa
     assert set(metrics) >= {"vae_psnr_db", "adherence", "adherence_cfg1", "diversity_ratio"}
     with Image.open(grid) as im:  # 2 captions x (CFG 5, CFG 1), 64 px cells enlarged twice, plus labels
         assert im.width > 2 * 128 and im.height > 2 * 128
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped weights")
+def test_relation_probe_swaps_one_word_and_reports_both_prompts(capsys) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_relations.py"
+    spec = importlib.util.spec_from_file_location("probe_relations", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert probe.holds("above", (10, 5), (10, 40)) and not probe.holds("below", (10, 5), (10, 40))
+    assert probe.holds("left of", (3, 30), (50, 30)) and not probe.holds("right of", (3, 30), (50, 30))
+    assert all(probe.OPPOSITE[probe.OPPOSITE[r]] == r for r in probe.OPPOSITE)
+    assert probe.on_axis("below", (10, 5), (12, 40)) and not probe.on_axis("left of", (10, 5), (12, 40))
+    assert probe.main(["--n", "2", "--cfg", "5"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 5 |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["as written", "relation swapped"]
+    for row in rows:  # both objects found in at most the 2 images, and right at most that often
+        both, right = row.split("|")[3].split("/")[0], row.split("|")[4]
+        assert 0 <= int(right) <= int(both) <= 2
