@@ -169,6 +169,8 @@ def test_small_evaluation_runs_on_the_shipped_model() -> None:
     for key in ("vae_psnr_db", "adherence", "adherence_cfg1", "diversity_ratio", "adherence_real"):
         assert np.isfinite(r[key]), key
     assert 0 <= r["adherence"] <= 1 and r["vae_psnr_db"] > 15 and r["adherence_real"] > 0.5
+    assert 0 <= r["adherence_objects"] <= 1 and 0 <= r["adherence_cfg1_objects"] <= 1
+    assert r["adherence_real_objects"] > 0.5
     assert r["samples"]["adherence"].shape == (4, 3, 64, 64)
     assert "adherence" in format_table(r)
 
@@ -226,3 +228,16 @@ def test_relation_probe_swaps_one_word_and_reports_both_prompts(capsys) -> None:
     for row in rows:  # both objects found in at most the 2 images, and right at most that often
         both, right = row.split("|")[3].split("/")[0], row.split("|")[4]
         assert 0 <= int(right) <= int(both) <= 2
+
+
+def test_adherence_pools_checks_and_can_leave_the_scene_attributes_out() -> None:
+    from sdlab.embedded.evaluate import SCENE_ATTRIBUTES, _adherence
+
+    checks = [
+        {"sky": [True], "ground": [True], "count": [False], "object": [True, False], "relation": []},
+        {"sky": [True], "ground": [False], "count": [True], "object": [True], "relation": [False]},
+    ]
+    overall, per = _adherence(checks)  # 6 of 10 checks pass
+    assert overall == 0.6 and per == {"sky": 1.0, "ground": 0.5, "count": 0.5, "object": 2 / 3, "relation": 0.0}
+    objects, per_objects = _adherence(checks, skip=SCENE_ATTRIBUTES)  # 3 of 6
+    assert objects == 0.5 and set(per_objects) == {"count", "object", "relation"}
