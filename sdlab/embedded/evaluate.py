@@ -116,6 +116,12 @@ def _adherence(checks: list[dict[str, list[bool]]], skip: tuple[str, ...] = ()) 
     return float(np.mean(overall)), {k: float(np.mean(v)) for k, v in per.items() if v}
 
 
+def _score(results: dict[str, Any], key: str, checks: list[dict[str, list[bool]]]) -> None:
+    """``results[key]``, ``key_by_attribute`` and ``key_objects`` (without ``SCENE_ATTRIBUTES``) from ``checks``."""
+    results[key], results[key + "_by_attribute"] = _adherence(checks)
+    results[key + "_objects"] = _adherence(checks, skip=SCENE_ATTRIBUTES)[0]
+
+
 def _mean_pairwise(images: Any) -> float:
     """Mean RMS distance (pixels in [0, 1]) over all pairs of images."""
     x = images.reshape(len(images), -1).double()
@@ -160,9 +166,7 @@ def evaluate_model(
     results: dict[str, Any] = {"n": n, "seed": seed, "vae_psnr_db": vae_psnr(n, seed=seed, folder=folder)}
     real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     pred = predict(clf, real)
-    checks = [check_caption(pred, i, a) for i, a in enumerate(attrs)]
-    results["adherence_real"], results["adherence_real_by_attribute"] = _adherence(checks)
-    results["adherence_real_objects"] = _adherence(checks, skip=SCENE_ATTRIBUTES)[0]
+    _score(results, "adherence_real", [check_caption(pred, i, a) for i, a in enumerate(attrs)])
     bar = tqdm(total=2 * math.ceil(n / batch) + 3, desc="evaluate", disable=not progress)
     samples = {}
     for cfg, key in ((5.0, "adherence"), (1.0, "adherence_cfg1")):
@@ -172,9 +176,7 @@ def evaluate_model(
             bar.update(1)
         samples[key] = torch.cat(out).float()
         pred = predict(clf, samples[key])
-        checks = [check_caption(pred, i, a) for i, a in enumerate(attrs)]
-        results[key], results[key + "_by_attribute"] = _adherence(checks)
-        results[key + "_objects"] = _adherence(checks, skip=SCENE_ATTRIBUTES)[0]
+        _score(results, key, [check_caption(pred, i, a) for i, a in enumerate(attrs)])
     div_seeds = [seed * 100_000 + 50_000 + i for i in range(diversity_seeds)]
     prompts = [DIVERSITY_PROMPT] * diversity_seeds
     euler = gen(prompts, div_seeds, "Euler", "Karras", diversity_steps, 5.0).float()
