@@ -23,17 +23,12 @@ import torch  # noqa: E402
 
 import sdlab  # noqa: E402
 from sdlab.embedded.classifier import PAIRS, load_classifier, predict  # noqa: E402
+from sdlab.embedded.classifier import relation_holds as holds  # noqa: E402
 from sdlab.embedded.dataset import make_dataset  # noqa: E402
 from sdlab.generation import load  # noqa: E402
 
 OPPOSITE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
 SAMPLER, STEPS = "DPM++ 2M Karras", 20
-
-
-def holds(relation: str, a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether position ``a`` is ``relation`` position ``b`` (image coordinates: y grows downwards)."""
-    (xa, ya), (xb, yb) = a, b
-    return {"above": ya < yb, "below": ya > yb, "left of": xa < xb, "right of": xa > xb}[relation]
 
 
 def on_axis(relation: str, a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -17,7 +17,15 @@ import numpy as np
 
 from sdlab.embedded.dataset import COLOURS, GROUNDS, KINDS, SIZE, SIZES, SKIES, TEXTURES
 
-__all__ = ["PAIRS", "attribute_targets", "build_classifier", "load_classifier", "predict", "check_caption"]
+__all__ = [
+    "PAIRS",
+    "attribute_targets",
+    "build_classifier",
+    "load_classifier",
+    "predict",
+    "check_caption",
+    "relation_holds",
+]
 
 PAIRS = [(c, k) for c in COLOURS for k in KINDS]  # 48 (colour, kind) pairs
 _PAIR_INDEX = {p: i for i, p in enumerate(PAIRS)}
@@ -178,6 +186,12 @@ def _at_cells(maps: Any, cell: Any) -> Any:
     return maps.gather(2, cell[:, None].expand(-1, maps.shape[1], -1)).transpose(1, 2)
 
 
+def relation_holds(relation: str, a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether position ``a`` is ``relation`` position ``b`` (image coordinates: y grows downwards)."""
+    (xa, ya), (xb, yb) = a, b
+    return {"above": ya < yb, "below": ya > yb, "left of": xa < xb, "right of": xa > xb}[relation]
+
+
 def check_caption(pred: dict[str, np.ndarray], i: int, attrs: dict[str, Any]) -> dict[str, list[bool]]:
     """Pass/fail of every attribute caption ``i`` prompted, grouped by kind of attribute.
 
@@ -205,6 +219,6 @@ def check_caption(pred: dict[str, np.ndarray], i: int, attrs: dict[str, Any]) ->
         a, b = (_PAIR_INDEX[(o["colour"], o["kind"])] for o in attrs["objects"][:2])
         (xa, ya), (xb, yb) = pred["position"][i, a], pred["position"][i, b]
         ok = found[a] and found[b]
-        ok = ok and {"above": ya < yb, "below": ya > yb, "left of": xa < xb, "right of": xa > xb}[attrs["relation"]]
+        ok = ok and relation_holds(attrs["relation"], (xa, ya), (xb, yb))
         checks["relation"].append(bool(ok))
     return checks
