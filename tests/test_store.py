@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import sdlab.store as store_module
 from sdlab.errors import SdlabError
 from sdlab.store import TMP_SUFFIX, ResultsStore
 
@@ -102,15 +105,22 @@ def test_corrupt_shard_is_detected_and_removed(tmp_path, damage):
     assert store.keys() == ["aa"] and not shard.exists() and not (tmp_path / "images" / "bb" / "bb").exists()
 
 
-def test_missing_or_changed_image_is_detected_by_verify(tmp_path):
+def test_missing_or_changed_image_is_detected_and_the_cell_discarded(tmp_path):
     store = ResultsStore(tmp_path)
-    for key in ["aa1", "bb2", "cc3"]:
+    for key in ["aa1", "bb2", "cc3", "dd4"]:
         store.put(key, *_cell(key))
     (tmp_path / "images/aa/aa1/seed3.png").unlink()
     (tmp_path / "images/bb/bb2/seed0.png").write_bytes((tmp_path / "images/bb/bb2/seed1.png").read_bytes())
-    assert store.has("aa1") and not store.has("aa1", verify=True) and not store.has("bb2", verify=True)
-    assert store.verify() == ["aa1", "bb2"]
-    assert store.keys() == ["cc3"] and store.verify() == []
+    image = tmp_path / "images/dd/dd4/seed2.png"
+    data = bytearray(image.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, one bit changed
+    image.write_bytes(bytes(data))
+    assert store.has("aa1") and store.has("dd4")  # the shards alone are sound
+    # has(verify=True), what a resuming sweep asks, discards a bad cell so that it is recomputed
+    assert not store.has("aa1", verify=True) and not store.has("bb2", verify=True)
+    assert store.keys() == ["cc3", "dd4"] and not (tmp_path / "images/aa/aa1").exists()
+    assert store.verify() == ["dd4"]
+    assert store.keys() == ["cc3"] and store.verify() == [] and store.has("cc3", verify=True)
 
 
 def test_bad_input_raises(tmp_path):
@@ -129,20 +139,34 @@ def test_bad_input_raises(tmp_path):
     assert store.keys() == [] and not (tmp_path / "images").exists()
 
 
-def test_leftovers_are_ignored_and_cleaned_only_without_active_writers(tmp_path):
+class _Killed(BaseException):
+    """Stands for a SIGKILL: nothing in the store catches it."""
+
+
+def test_leftovers_are_ignored_and_cleaned_only_without_active_writers(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path)
     store.put("aa", *_cell("aa"))
-    leftover = tmp_path / "cells" / "bb" / f".bb.parquet.0123{TMP_SUFFIX}"
+    real_write = store_module._atomic_write
+
+    def killed_before_the_commit(files: dict[Path, bytes], **kwargs: Any) -> None:
+        if any(path.suffix == ".parquet" for path in files):
+            raise _Killed
+        real_write(files, **kwargs)
+
+    monkeypatch.setattr(store_module, "_atomic_write", killed_before_the_commit)
+    with pytest.raises(_Killed):
+        store.put("bb", *_cell("bb"))
+    monkeypatch.undo()
+    orphans = tmp_path / "images" / "bb" / "bb"  # images of a cell whose shard never landed
+    assert len(list(orphans.glob("*.png"))) == ROWS_PER_CELL
+    leftover = tmp_path / "cells" / "bb" / f".bb.parquet.{uuid.uuid4().hex}{TMP_SUFFIX}"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"half a parquet file")
-    orphan = tmp_path / "images" / "bb" / "bb" / "seed0.png"  # images of a cell whose shard never landed
-    orphan.parent.mkdir(parents=True)
-    orphan.write_bytes(b"png")
     assert store.keys() == ["aa"] and not store.has("bb")
-    with store._lock(exclusive=False):  # a writer is busy: its temp files must survive
-        assert store.clean(wait=False) == 0 and leftover.exists()
+    with store._lock(exclusive=False):  # a writer is busy: its temp files and images must survive
+        assert store.clean(wait=False) == 0 and leftover.exists() and orphans.exists()
     ResultsStore(tmp_path)  # opening the store cleans
-    assert not leftover.exists() and not orphan.parent.exists() and _temp_files(tmp_path) == []
+    assert not leftover.exists() and not orphans.exists() and _temp_files(tmp_path) == []
     assert store.has("aa", verify=True)
 
 
@@ -210,3 +234,124 @@ def test_writer_killed_mid_put_leaves_whole_cells_and_resumes(tmp_path):
     table = ResultsStore(tmp_path).table()
     assert table["cell_key"].nunique() == n_cells and len(table) == n_cells * ROWS_PER_CELL
     _assert_whole_cells(table)
+
+
+def _snapshot(paths: list[Path]) -> dict[Path, tuple[bytes, int]]:
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
+
+
+def test_a_folder_that_is_not_a_store_is_refused_and_left_alone(tmp_path):
+    photos = tmp_path / "x" / "images" / "2024" / "holiday" / "p.jpg"  # issue #14: opening this deleted p.jpg
+    photos.parent.mkdir(parents=True)
+    photos.write_text("hi\n")
+    notes = tmp_path / "y" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("mine")
+    before = _snapshot([photos, notes])
+    for folder in (tmp_path / "x", tmp_path / "y"):
+        with pytest.raises(SdlabError, match="choose an empty or new folder") as caught:
+            ResultsStore(folder)
+        assert str(folder) in str(caught.value)
+        assert not (folder / ".sdlab-store").exists() and not (folder / ".sdlab.lock").exists()
+    assert _snapshot([photos, notes]) == before and sorted(os.listdir(tmp_path / "y")) == ["notes.txt"]
+    with pytest.raises(SdlabError, match="is a file"):
+        ResultsStore(notes)
+    assert (tmp_path / "y" / "notes.txt").read_text() == "mine"
+
+
+def test_new_and_empty_folders_become_stores_and_reopen(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "new" / "nested", tmp_path / "empty"):
+        store = ResultsStore(folder)
+        store.put("aa", *_cell("aa"))
+        assert (folder / ".sdlab-store").is_file()
+        assert ResultsStore(folder).has("aa", verify=True)  # a marked store reopens, whatever else it holds
+    (tmp_path / "empty" / "notes.txt").write_text("a file of the user's beside the store")
+    assert ResultsStore(tmp_path / "empty").keys() == ["aa"]
+    (tmp_path / "empty" / ".sdlab-store").write_text('{"format": "sdlab-store", "version": 99}')
+    with pytest.raises(SdlabError, match="newer sdlab"):
+        ResultsStore(tmp_path / "empty")
+    (tmp_path / "empty" / ".sdlab-store").write_text("garbage")
+    with pytest.raises(SdlabError, match="not an sdlab store marker"):
+        ResultsStore(tmp_path / "empty")
+
+
+def _old_store(root: Path, keys: list[str]) -> None:
+    """A store as sdlab wrote it before the marker: format-1 shards (no checksum, no image sizes), a lock file."""
+    import hashlib
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sdlab.store import _png_bytes
+
+    (root / ".sdlab.lock").parent.mkdir(parents=True, exist_ok=True)
+    (root / ".sdlab.lock").touch()
+    for key in keys:
+        rows, images = _cell(key)
+        frame = rows.assign(cell_key=key, image_path=[f"images/{key[:2]}/{key}/{n}.png" for n in rows["image"]])
+        entries = {}
+        for name, image in images.items():
+            data = _png_bytes(image, name)
+            path = root / "images" / key[:2] / key / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            entries[name] = {"path": f"images/{key[:2]}/{key}/{name}.png", "sha256": hashlib.sha256(data).hexdigest()}
+        info = {"format": 1, "key": key, "rows": len(frame), "images": entries, "meta": None}
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata({**table.schema.metadata, b"sdlab": json.dumps(info).encode()})
+        (root / "cells" / key[:2]).mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, root / "cells" / key[:2] / f"{key}.parquet", write_page_checksum=True)
+
+
+def test_a_store_of_older_sdlab_is_adopted_only_when_everything_in_it_is_sdlabs(tmp_path):
+    _old_store(tmp_path / "old", ["aa1", "bb2"])
+    store = ResultsStore(tmp_path / "old")
+    assert (tmp_path / "old" / ".sdlab-store").is_file() and store.keys() == ["aa1", "bb2"]
+    assert store.has("aa1", verify=True) and store.get("aa1")["seed"].tolist() == _cell("aa1")[0]["seed"].tolist()
+    (tmp_path / "old/images/bb/bb2/seed0.png").write_bytes(b"not the png")  # format 1: checked by hash
+    assert not store.has("bb2", verify=True) and store.keys() == ["aa1"]
+    assert not (tmp_path / "old/images/bb/bb2").exists()  # its images, named in its shard, went with it
+
+    _old_store(tmp_path / "mixed", ["cc3"])
+    (tmp_path / "mixed" / "notes.txt").write_text("mine")
+    with pytest.raises(SdlabError, match="not an sdlab store"):
+        ResultsStore(tmp_path / "mixed")
+    assert sorted(os.listdir(tmp_path / "mixed")) == [".sdlab.lock", "cells", "images", "notes.txt"]
+    photos = tmp_path / "photos" / "images" / "ab" / "ab" / "seed0.png"  # sdlab's names, but no sign of sdlab
+    photos.parent.mkdir(parents=True)
+    photos.write_bytes(b"png")
+    with pytest.raises(SdlabError, match="no sign that sdlab wrote them"):
+        ResultsStore(tmp_path / "photos")
+    assert photos.read_bytes() == b"png"
+
+
+def test_foreign_files_inside_a_store_are_never_touched(tmp_path):
+    store = ResultsStore(tmp_path)
+    for key in ["aa1", "bb2", "cc3"]:
+        store.put(key, *_cell(key))
+    foreign = [
+        tmp_path / "notes.txt",
+        tmp_path / "images" / "2024" / "holiday" / "p.jpg",
+        tmp_path / "images" / "aa" / "aa1" / "extra.txt",  # inside a committed cell's image folder
+        tmp_path / "images" / "dd" / "dd4" / "seed0.png",  # a cell's image folder the store never wrote
+        tmp_path / "cells" / "README.md",
+        tmp_path / "cells" / "zz" / "bb2.parquet",  # not where the store keeps bb2
+        tmp_path / "cells" / "aa" / f"aa1.parquet.{uuid.uuid4().hex}{TMP_SUFFIX}",  # not a name its writer makes
+        tmp_path / f"mine{TMP_SUFFIX}",
+    ]
+    for i, path in enumerate(foreign):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"foreign {i}".encode())
+    (tmp_path / "cells" / "ab" / "ab9.parquet").mkdir(parents=True)  # a folder where a shard could be
+    before = _snapshot(foreign)
+    assert store.clean() == 0 and ResultsStore(tmp_path).keys() == ["aa1", "bb2", "cc3"]
+    assert store.verify() == [] and len(pd.read_parquet(store.compact())) == 3 * ROWS_PER_CELL
+    assert not store.has("dd4") and not store.has("ab9")
+    store.discard("aa1")
+    store.discard("dd4")
+    assert store.keys() == ["bb2", "cc3"] and os.listdir(tmp_path / "images" / "aa" / "aa1") == ["extra.txt"]
+    assert _snapshot(foreign) == before
+    store.put("aa1", *_cell("aa1"))
+    assert store.has("aa1", verify=True) and _snapshot(foreign) == before
