@@ -26,6 +26,10 @@ class SdlabError(ValueError):
         self.context = {k: v for k, v in context.items() if v is not None}
         super().__init__(self._format())
 
+    def with_context(self, **context: Any) -> SdlabError:
+        """The same error with more context (given keys override), e.g. naming the config key it came from."""
+        return SdlabError(self.message, hint=self.hint, **{**self.context, **context})
+
     def _format(self) -> str:
         text = self.message
         if self.context:

@@ -9,13 +9,21 @@ torch.Size([2, 3, 64, 64])
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import filecmp
+import itertools
 import math
+import operator
+import os
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,9 +37,18 @@ _MODELS: dict[tuple[Any, ...], Any] = {}
 MAX_STEPS = 1000
 
 
+# what generate() uses of a model object (an SDModel, or anything with the same interface)
+MODEL_INTERFACE = ("device", "dtype", "model_id", "model_hash", "default_size", "latent_shape", "encode_prompt",
+                   "denoiser", "decode")  # fmt: skip
+
+
 def load(model: Any = None, *, device: str | None = None, dtype: Any = None) -> Any:
-    """The model for ``model`` (None = the embedded one; a hub id, folder or file; or an SDModel), cached."""
+    """The model for ``model`` (None = the embedded one; a hub id, folder or file; or an SDModel), cached.
+
+    A model object is returned as it is; ``device`` and ``dtype``, when given, must be the ones it is loaded on.
+    """
     if model is not None and not isinstance(model, (str, Path)):
+        _check_model_object(model, device, dtype)
         return model
     key = (str(model) if model is not None else None, device, str(dtype))
     if key not in _MODELS:
@@ -39,6 +56,39 @@ def load(model: Any = None, *, device: str | None = None, dtype: Any = None) -> 
 
         _MODELS[key] = load_model(model, device=device, dtype=dtype)
     return _MODELS[key]
+
+
+def _check_model_object(model: Any, device: Any, dtype: Any) -> None:
+    from sdlab.models.loading import SDModel, resolve_device
+
+    if not isinstance(model, SDModel):  # duck typing: hasattr on an SDModel would hash its weights
+        missing = [name for name in MODEL_INTERFACE if not hasattr(model, name)]
+        if missing:
+            raise SdlabError(
+                "model must be None (the embedded model), a hub id, a folder or file path, or a loaded model",
+                model=type(model).__name__,
+                missing=missing,
+                hint="pass a path or hub id, load one with sdlab.load_model(...), or wrap a diffusers pipeline "
+                "with sdlab.models.wrap_pipeline(pipe)",
+            )
+    if device is None and dtype is None:
+        return
+    have = torch.device(model.device)
+    want, want_dtype = resolve_device(have if device is None else device, dtype)
+    if device is not None and (want.type != have.type or want.index not in (None, have.index or 0)):
+        raise SdlabError(
+            f"the model is loaded on {have}, not on {want}",
+            device=str(device),
+            model_device=str(have),
+            hint="leave device out for a loaded model, or load it on that device",
+        )
+    if dtype is not None and want_dtype != model.dtype:
+        raise SdlabError(
+            f"the model is loaded in {str(model.dtype).removeprefix('torch.')}, "
+            f"not in {str(want_dtype).removeprefix('torch.')}",
+            dtype=str(dtype),
+            hint="leave dtype out for a loaded model, or load it at that dtype",
+        )
 
 
 def schedule_for(
@@ -163,17 +213,84 @@ class GenerateResult:
         return [Image.fromarray(a) for a in arr]
 
     def save(self, out_dir: str | Path, *, prefix: str = "") -> list[Path]:
-        """Write one PNG per image with A1111's ``parameters`` infotext and sdlab's full spec; returns the paths."""
+        """Write one PNG per image with A1111's ``parameters`` infotext and sdlab's full spec; returns the paths,
+        one per image, all different.
+
+        Names are ``{prefix}{seed}-{spec key[:12]}.png``. Nothing is ever overwritten: where that name is taken,
+        by an image saved earlier in this call (the same seed and settings twice) or by an earlier save with
+        different bytes (equal specs can hold different images: given ``latents``, nondeterministic kernels),
+        the image goes to ``...-2.png``, ``...-3.png`` and so on. A file with exactly the same bytes (the same
+        run saved again) is left as it is and its path returned, so saving twice is idempotent.
+
+        Each file is written to a temporary name beside it and then linked into place, so a failure leaves
+        either the complete file or nothing; files finished before a failure stay. An OSError (a read-only
+        folder, a file where the folder should be, a full disk) is raised as an SdlabError naming the path.
+        """
         from sdlab.infotext import format_infotext, write_png
 
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _save_error(e, out) from e
+        paths: list[Path] = []
         for img, spec in zip(self.pil(), self.specs, strict=True):
-            path = out / f"{prefix}{spec.seed}-{spec.key()[:12]}.png"
-            write_png(path, img, format_infotext(spec.to_a1111()), spec.to_dict())
-            paths.append(path)
+            stem = f"{prefix}{spec.seed}-{spec.key()[:12]}"
+            tmp = out / f".{stem}.{uuid.uuid4().hex[:12]}.tmp"
+            try:
+                write_png(tmp, img, format_infotext(spec.to_a1111()), spec.to_dict())
+                paths.append(_place(tmp, out, stem, taken=set(paths)))
+            except OSError as e:
+                raise _save_error(e, out / f"{stem}.png") from e
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
         return paths
+
+
+def _place(tmp: Path, out: Path, stem: str, *, taken: set[Path]) -> Path:
+    """Put the finished file ``tmp`` at the first of ``stem``.png, ``stem``-2.png, ... that is neither in ``taken``
+    nor an existing file with other bytes; an existing file with the same bytes is kept and its path returned."""
+    for n in itertools.count(1):
+        path = out / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
+        if path in taken:
+            continue
+        if _link_new(tmp, path):
+            return path
+        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            return path
+    raise AssertionError("unreachable")
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def _link_new(src: Path, dst: Path) -> bool:
+    """Give ``src``'s file the name ``dst`` unless ``dst`` exists (then False); never overwrites.
+
+    A hard link is atomic and fails on an existing name; on a file system without hard links, a check then a
+    rename (atomic for the file's contents; a concurrent writer of the same name could slip in between)."""
+    try:
+        os.link(src, dst)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        if e.errno not in _NO_HARD_LINKS:
+            raise
+    if os.path.lexists(dst):
+        return False
+    os.rename(src, dst)
+    return True
+
+
+def _save_error(e: OSError, path: Path) -> SdlabError:
+    return SdlabError(
+        f"cannot save the image: {e.strerror or e}",
+        path=str(path),
+        errno=errno.errorcode.get(e.errno or 0),
+        hint="save into a folder that exists (or can be created), is writable and has free space",
+    )
 
 
 def _check(steps: int, cfg: float, seeds: Sequence[int], sampler: str) -> None:
@@ -181,7 +298,7 @@ def _check(steps: int, cfg: float, seeds: Sequence[int], sampler: str) -> None:
         raise SdlabError("steps must be an integer >= 1", sampler=sampler, steps=steps, hint="e.g. steps=20")
     if steps > MAX_STEPS:
         raise SdlabError(f"steps > {MAX_STEPS} is not supported", sampler=sampler, steps=steps)
-    if not isinstance(cfg, (int, float)) or not math.isfinite(cfg):
+    if isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or not math.isfinite(cfg):
         raise SdlabError("CFG scale must be a finite number", sampler=sampler, cfg=cfg, hint="e.g. cfg=7")
     if len(seeds) == 0:
         raise SdlabError("give at least one seed", sampler=sampler, hint="e.g. seeds=[0]")
@@ -226,15 +343,71 @@ def generate(
     slice the schedule, ``add_noise=False`` continues ``latents`` as they are, ``return_leftover_noise=True``
     stops at the slice's last sigma instead of denoising to 0. Extra keyword arguments go to the sampler (eta,
     s_churn, s_noise, solver_type, ...). With ``trajectory=True`` each image's per-step latents, denoised
-    predictions, NFE and wall time are recorded.
+    predictions, NFE and wall time are recorded. ``batch_size`` images are sampled at once (None: all of them).
+
+    Every argument is checked before any model work, those that need the model (latents' shape, CLIP skip's
+    range) right after loading it, and a size over :func:`sdlab.limits.check_image`'s bounds is refused before
+    anything is allocated; each bad one raises one SdlabError naming the setting.
     """
-    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    from sdlab import limits
+    from sdlab import rng as rng_mod
+
+    # cheap checks first, before any model work
+    seeds = _seed_list(seeds)
     _check(steps, cfg, seeds, sampler)
     resolved = resolve_sampler(sampler)
-    sd = load(model, device=device, dtype=dtype)
-    width, height = _size(size, sd, resolved.label)
+    label = resolved.label
+    checked = rng_mod.ImageRNG((1,), seeds, source=rng, ensd=ensd)  # its seed, RNG source and ENSD checks
+    seeds, ensd = checked.seeds, checked.ensd
     prompts = _per_image(prompt, seeds, "prompt")
     negatives = _per_image(negative_prompt, seeds, "negative_prompt")
+    requested_size = _parse_size(size, label)
+    if not isinstance(schedule, str):
+        raise SdlabError("schedule must be a name", schedule=schedule, hint='e.g. "Automatic" or "Karras"')
+    clip_skip = _whole("clip_skip", clip_skip, 1, label, hint="1 = the last CLIP layer (A1111's default), 2 = skip one")
+    start_step = _whole("start_step", start_step, 0, label, hint="0 starts at the first step")
+    end_step = None if end_step is None else _whole("end_step", end_step, 1, label, hint="None runs to the end")
+    batch_size = None if batch_size is None else _whole("batch_size", batch_size, 1, label, hint="None = all at once")
+    flags = {
+        "trajectory": trajectory,
+        "decode": decode,
+        "add_noise": add_noise,
+        "progress": progress,
+        "return_leftover_noise": return_leftover_noise,
+        "always_discard_penultimate": always_discard_penultimate,
+    }
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            hint = f"pass {name}=True or {name}=False"
+            raise SdlabError(f"{name} must be True or False", sampler=label, **{name: value}, hint=hint)
+    add_noise, return_leftover_noise = bool(add_noise), bool(return_leftover_noise)
+    if latents is not None and (not isinstance(latents, Tensor) or not latents.is_floating_point()):
+        raise SdlabError(
+            "latents must be a float tensor (batch, C, h, w)",
+            latents=type(latents).__name__ if not isinstance(latents, Tensor) else str(latents.dtype),
+            hint="pass the .latents of an earlier run (torch.from_numpy(...) for an array)",
+        )
+    if not add_noise and latents is None:
+        raise SdlabError("add_noise=False continues given latents", hint="pass latents= from an earlier run")
+    if device is not None or dtype is not None:
+        from sdlab.models.loading import resolve_device
+
+        resolve_device(device, dtype)  # unusable devices ("meta", CUDA without CUDA, ...) and unknown dtypes
+
+    sd = load(model, device=device, dtype=dtype)
+    # the checks that need the model, before any work on it
+    width, height = requested_size or tuple(sd.default_size)
+    shape = sd.latent_shape(width, height)
+    _check_clip_skip_layers(sd, clip_skip, label)
+    if latents is not None and tuple(latents.shape) != (len(seeds), *shape):
+        raise SdlabError(
+            "latents must have one (C, h, w) latent per seed, of the model's shape for the size",
+            latents=tuple(latents.shape),
+            expected=(len(seeds), *shape),
+            size=f"{width}x{height}",
+            hint="pass the .latents of an earlier run with the same seeds and size",
+        )
+    limits.check_image(width, height, batch=1, device=sd.device, sampler=label)  # the VAE decodes one at a time
 
     sigmas, schedule_resolved = schedule_for(
         resolved, schedule, steps, sd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho,
@@ -255,11 +428,6 @@ def generate(
         )
         for p, n, s in zip(prompts, negatives, seeds, strict=True)
     ]  # fmt: skip
-    if latents is not None and len(latents) != len(seeds):
-        raise SdlabError("latents must have one entry per seed", latents=tuple(latents.shape), seeds=len(seeds))
-    if not add_noise and latents is None:
-        raise SdlabError("add_noise=False continues given latents", hint="pass latents= from an earlier run")
-
     batch_size = batch_size or len(seeds)
     images, finals, trajs, nfe = [], [], [], 0
     t0 = time.perf_counter()
@@ -396,25 +564,102 @@ def _slice(sigmas: Tensor, start: int, end: int | None, leftover: bool, sampler:
     return sigmas
 
 
-def _size(size: tuple[int, int] | str | None, sd: Any, sampler: str) -> tuple[int, int]:
+def _integer(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number type (int, NumPy or 0-d integer tensor; not bool), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _whole(name: str, value: Any, minimum: int, sampler: str, *, hint: str) -> int:
+    number = _integer(value)
+    if number is None or number < minimum:
+        raise SdlabError(f"{name} must be an integer >= {minimum}", sampler=sampler, **{name: value}, hint=hint)
+    return number
+
+
+def _seed_list(seeds: Any) -> list[Any]:
+    """One seed or a list of them (checked one by one later); a string is neither."""
+    number = _integer(seeds)
+    if number is not None or isinstance(seeds, bool):
+        return [seeds if number is None else number]
+    listed = _listed(seeds)
+    if listed is None:
+        raise SdlabError(
+            "seeds must be an int or a list of ints, one per image", seeds=seeds, hint="e.g. seeds=[1, 2, 3]"
+        )
+    return listed
+
+
+def _listed(value: Any) -> list[Any] | None:
+    """The items of a list-like ``value``; None for a string, bytes, a mapping or something that cannot be iterated."""
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
+        return None
+    try:
+        return list(value)
+    except TypeError:  # a 0-d tensor or array claims to be iterable
+        return None
+
+
+def _parse_size(size: Any, sampler: str) -> tuple[int, int] | None:
+    """(width, height) from ``size`` = (W, H) or "WxH"; None for the model's default size."""
     if size is None:
-        return tuple(sd.default_size)  # type: ignore[return-value]
+        return None
     if isinstance(size, str):
         try:
             w, h = (int(v) for v in size.lower().split("x"))
         except ValueError:
             raise SdlabError("size must look like WIDTHxHEIGHT", size=size, hint="e.g. 512x512") from None
     else:
-        w, h = size
+        values = _listed(size) or []
+        if len(values) != 2:
+            raise SdlabError(
+                "size must be (width, height) or 'WIDTHxHEIGHT'", sampler=sampler, size=size, hint="e.g. (512, 512)"
+            )
+        w, h = (_integer(v) for v in values)
+        if w is None or h is None:
+            raise SdlabError(
+                "width and height must be whole numbers of pixels", sampler=sampler, size=size, hint="e.g. (512, 512)"
+            )
     if w <= 0 or h <= 0 or w % 8 or h % 8:
         raise SdlabError("width and height must be positive multiples of 8", sampler=sampler, size=f"{w}x{h}")
     return int(w), int(h)
 
 
-def _per_image(value: str | Sequence[str], seeds: list[int], name: str) -> list[str]:
+def _check_clip_skip_layers(sd: Any, clip_skip: int, sampler: str) -> None:
+    """SD 1.x: CLIP skip cannot exceed the text encoder's layers (A1111 ignores it for other models)."""
+    if getattr(sd, "kind", None) != "sd1":
+        return
+    config = getattr(getattr(getattr(sd, "pipe", None), "text_encoder", None), "config", None)
+    layers = getattr(config, "num_hidden_layers", None)
+    if isinstance(layers, int) and clip_skip > layers:
+        raise SdlabError(
+            "clip_skip exceeds the text encoder's layers",
+            sampler=sampler,
+            clip_skip=clip_skip,
+            layers=layers,
+            hint=f"use 1 .. {layers} (1 = the last layer; A1111's usual values are 1 and 2)",
+        )
+
+
+def _per_image(value: Any, seeds: list[int], name: str) -> list[str]:
+    """One string for every seed, or a list of strings with one per seed."""
     if isinstance(value, str):
         return [value] * len(seeds)
-    value = list(value)
+    listed = _listed(value)
+    if listed is None:
+        raise SdlabError(
+            f"{name} must be a string or a list of strings, one per seed",
+            **{name: value},
+            hint='pass "" for none' if name == "negative_prompt" else 'e.g. "a red cat"',
+        )
+    value = listed
+    bad = [v for v in value if not isinstance(v, str)]
+    if bad:
+        raise SdlabError(f"every {name} must be a string", **{name: bad[0]}, hint="pass one string per seed")
     if len(value) != len(seeds):
         raise SdlabError(f"{name} list must have one entry per seed", **{name: len(value)}, seeds=len(seeds))
     return value

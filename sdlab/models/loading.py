@@ -300,8 +300,7 @@ def resolve_device(
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise SdlabError(f"unknown device {device!r}", device=str(device), hint="use 'cuda', 'mps' or 'cpu'") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SdlabError("CUDA is not available here", device=str(device), hint="pass device='cpu' or leave it out")
+    _check_usable(device)
     if dtype is None:
         dtype = torch.float16 if device.type in ("cuda", "mps") else torch.float32
     elif isinstance(dtype, str):
@@ -312,6 +311,36 @@ def resolve_device(
     if dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise SdlabError("dtype must be float16, bfloat16 or float32", dtype=str(dtype))
     return device, dtype
+
+
+def _check_usable(device: torch.device) -> None:
+    """SdlabError unless tensors can live on ``device``: an available CUDA index, MPS, the CPU or another backend
+    that reports itself available (never "meta", which holds shapes but no data)."""
+    where = str(device)
+    if device.type == "meta":
+        raise SdlabError(
+            "the meta device holds no data, so nothing can be generated on it",
+            device=where,
+            hint="use 'cuda', 'mps' or 'cpu', or leave device out",
+        )
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SdlabError("CUDA is not available here", device=where, hint="pass device='cpu' or leave it out")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            hint = f"use cuda:0 .. cuda:{count - 1}"
+            raise SdlabError(f"there is no CUDA device {device.index}", device=where, count=count, hint=hint)
+        return
+    if device.type == "cpu":
+        return
+    backend = getattr(torch.backends, device.type, None) if device.type == "mps" else getattr(torch, device.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if not callable(is_available) or not is_available():
+        raise SdlabError(
+            f"device type {device.type!r} is not available here",
+            device=where,
+            hint="pass device='cpu' or leave it out (CUDA, else MPS, else the CPU)",
+        )
 
 
 def _offline(local_files_only: bool | None) -> bool:
