@@ -49,10 +49,14 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError, closest
+from sdlab.samplers.domains import Domain, check_option
 
 __all__ = [
     "ScheduleInfo",
     "get_sigmas",
+    "check_schedule_options",
+    "SCHEDULE_OPTION_DOMAINS",
+    "MAX_STEPS",
     "list_schedules",
     "sd_training_sigmas",
     "sigma_to_t",
@@ -563,8 +567,319 @@ def _resolve(schedule: str, steps: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Option domains: what every get_sigmas option accepts, checked in one place
+# ---------------------------------------------------------------------------------------------------------
+
+# rho far below 1 pushes sigma ** (1 / rho) out of float64 (Karras checks its own, range-dependent floor, 0.3 for
+# SD's range); above 1e3 Karras is exponential to float32 precision and Polyexponential is all sigma_min
+RHO_MIN, RHO_MAX = 1e-2, 1e3
+_TABLE_ONLY = frozenset({"uniform", "sgm_uniform", "simple", "normal", "ddim_uniform", "beta_comfy"})
+
+SCHEDULE_OPTION_DOMAINS: dict[str, Domain] = {
+    "sigma_min": Domain.real(0, low_open=True, none_ok=True, note="0 or None: the model's sigma_min"),
+    "sigma_max": Domain.real(0, low_open=True, none_ok=True, note="0 or None: the model's sigma_max"),
+    "rho": Domain.real(RHO_MIN, RHO_MAX, none_ok=True, note="0 or None: 7 for Karras, 1 for Polyexponential"),
+    "discard_penultimate": Domain.flag(),
+    "beta_alpha": Domain.real(0, low_open=True, note="A1111's and ComfyUI's default 0.6"),
+    "beta_beta": Domain.real(0, low_open=True, note="A1111's and ComfyUI's default 0.6"),
+    "use_old_karras_scheduler_sigmas": Domain.flag(),
+    "ays_model": Domain.text("'sd1', 'sdxl' or (ComfyUI) 'svd'; None: from model.is_sdxl"),
+    "threshold_noise": Domain.real(0, 1, low_open=True, high_open=True, note="ComfyUI's default 0.025"),
+    "linear_steps": Domain.integer(1, none_ok=True, note="below the number of sigmas; None: steps // 2"),
+    "laplace_mu": Domain.real(note="log of the middle sigma; ComfyUI's default 0"),
+    "laplace_beta": Domain.real(0, low_open=True, note="ComfyUI's default 0.5"),
+    "beta_d": Domain.real(0, note="k-diffusion's default 19.9"),
+    "beta_min": Domain.real(0, note="k-diffusion's default 0.1"),
+    "eps_s": Domain.real(0, 1, low_open=True, high_open=True, note="k-diffusion's default 1e-3"),
+}
+"""get_sigmas option -> :class:`~sdlab.samplers.domains.Domain` (``sigma_min``, ``sigma_max``, ``rho``: 0 also
+means the default, as in A1111)."""
+
+_GET_SIGMAS_DEFAULTS: dict[str, Any] = {
+    "sigma_min": None,
+    "sigma_max": None,
+    "rho": None,
+    "discard_penultimate": False,
+    "sampler": None,
+    "beta_alpha": 0.6,
+    "beta_beta": 0.6,
+    "device": "cpu",
+    "dtype": torch.float32,
+}
+_ZERO_MEANS_DEFAULT = ("sigma_min", "sigma_max", "rho")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What get_sigmas will compute: a schedule function on a setting, or an A1111 sampler's own timesteps."""
+
+    name: str  # canonical schedule name, or "<sampler key> timesteps"
+    context: dict[str, Any]  # schedule, steps and the options given, for error messages
+    setting: _Setting | None
+    timesteps: Callable[[], Tensor] | None
+    discard: bool
+    device: Any
+    dtype: torch.dtype
+
+
+def _is_default(key: str, value: Any) -> bool:
+    """None, or 0 for the options where A1111 reads 0 as "the default"."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return value is None or (key in _ZERO_MEANS_DEFAULT and real and value == 0)
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """The options that differ from get_sigmas' defaults (named in error messages)."""
+    out = {}
+    for key, value in options.items():
+        default = _GET_SIGMAS_DEFAULTS.get(key, ...)
+        if key in ("device", "dtype") or (value is default or (type(value) is type(default) and value == default)):
+            continue
+        out[key] = value
+    return out
+
+
+def _plan(schedule: Any, steps: Any, model: Any, options: dict[str, Any]) -> _Plan:
+    """Resolve and check everything get_sigmas is given; raise SdlabError for anything out of its domain."""
+    name = _resolve(schedule, steps)
+    context: dict[str, Any] = {"schedule": schedule, "steps": steps}
+    if not isinstance(steps, numbers.Integral) or isinstance(steps, bool):
+        raise SdlabError("steps must be an integer", **context, hint="pass e.g. steps=20")
+    if not 1 <= steps <= MAX_STEPS:
+        raise SdlabError(f"steps must be in [1, {MAX_STEPS}]", **context, hint="pass e.g. steps=20")
+    steps = int(steps)
+    unknown = sorted(set(options) - _KNOWN_OPTIONS - set(_GET_SIGMAS_DEFAULTS))
+    if unknown:
+        raise SdlabError(
+            f"unknown schedule option(s) {', '.join(map(str, unknown))}",
+            **context,
+            hint=closest(str(unknown[0]), sorted(_KNOWN_OPTIONS | set(_GET_SIGMAS_DEFAULTS))),
+        )
+    opts = {**_GET_SIGMAS_DEFAULTS, **options}
+    for key, domain in SCHEDULE_OPTION_DOMAINS.items():
+        if key in opts and not _is_default(key, opts[key]):
+            check_option(domain, key, opts[key], **context)
+    dtype = opts["dtype"]
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise SdlabError("dtype must be a floating-point torch dtype", **context, got=dtype, hint="torch.float32")
+    try:
+        torch.device(opts["device"])
+    except (RuntimeError, TypeError, ValueError):
+        raise SdlabError("unknown device", **context, got=opts["device"], hint="e.g. 'cpu' or 'cuda:0'") from None
+    discard = opts["discard_penultimate"]
+
+    resolved = None
+    if opts["sampler"] is not None:
+        from sdlab.samplers.catalogue import resolve_sampler
+
+        resolved = resolve_sampler(opts["sampler"])
+        discard = discard or bool(resolved.discard_penultimate)
+    if name == "automatic":
+        if resolved is None:
+            raise SdlabError(
+                "schedule 'Automatic' means the sampler's default schedule",
+                **context,
+                hint="pass sampler='DPM++ 2M' (or any sampler name), or name a schedule such as 'Karras'",
+            )
+        if resolved.info.timesteps and resolved.flavour == "a1111" and not resolved.schedule:
+            return _timestep_plan(resolved, steps, model, discard, context, opts)
+        name = resolved.schedule or resolved.info.default_schedule
+    context.update(_given(options))
+
+    table, m_min, m_max = _model_range(model, schedule)
+    base_min, base_max = (0.1, 10.0) if opts.get("use_old_karras_scheduler_sigmas") else (m_min, m_max)
+    lo = base_min if _is_default("sigma_min", opts["sigma_min"]) or opts["sigma_min"] == m_min else opts["sigma_min"]
+    hi = base_max if _is_default("sigma_max", opts["sigma_max"]) or opts["sigma_max"] == m_max else opts["sigma_max"]
+    if lo >= hi:
+        context = {**context, "sigma_min": lo, "sigma_max": hi}
+        raise SdlabError("sigma_min must be below sigma_max", **context, hint="swap or fix them")
+    rho = opts["rho"]
+    use_rho = None if _is_default("rho", rho) or name not in _DEFAULT_RHO or rho == _DEFAULT_RHO[name] else rho
+    setting = _Setting(
+        n=steps + 1 if discard else steps,
+        table=table,
+        sigma_min=float(lo),
+        sigma_max=float(hi),
+        rho=None if use_rho is None else float(use_rho),
+        beta_alpha=float(opts["beta_alpha"]),
+        beta_beta=float(opts["beta_beta"]),
+        ays_model=_ays_model(opts.get("ays_model"), model, name, context),
+        options={k: v for k, v in options.items() if k in _KNOWN_OPTIONS},
+    )
+    if name in _TABLE_ONLY and table is None:
+        try:
+            _needs_table(setting)
+        except SdlabError as err:
+            raise SdlabError(err.message, hint=err.hint, **context) from None
+    _check_setting(name, setting, context)
+    return _Plan(name, context, setting, None, bool(discard), opts["device"], dtype)
+
+
+def _timestep_plan(
+    resolved: Any, steps: int, model: Any, discard: bool, context: dict[str, Any], opts: dict[str, Any]
+) -> _Plan:
+    """A1111's DDIM / PLMS / UniPC under "Automatic": their own fixed timesteps (SD 1.x's table without a model)."""
+    from types import SimpleNamespace
+
+    from sdlab.samplers.a1111 import ONE_TIMESTEP, TIMESTEP_SIGMAS
+
+    _model_range(model, str(context["schedule"]))  # the same checks of model.sigmas as every schedule
+    if model is not None and getattr(model, "sigmas", None) is None:
+        raise SdlabError(
+            f"{resolved.label} under 'Automatic' runs on A1111's fixed timesteps: the model needs its training "
+            "sigma table (.sigmas)",
+            sampler=resolved.label,
+            **context,
+            hint="pass a discrete model, or name a schedule such as 'Karras'",
+        )
+    if model is None:
+        model = SimpleNamespace(sigmas=_training_sigmas(0.00085, 0.012, 1000, "scaled_linear").clone())
+    n = steps + 1 if discard else steps  # A1111's get_timesteps: discarding asks for one more timestep
+    if n == 1 and resolved.info.key != "unipc":
+        raise SdlabError(ONE_TIMESTEP, sampler=resolved.label, **context, hint="use steps >= 2")
+    fn = TIMESTEP_SIGMAS[resolved.info.key]
+    label = f"{resolved.info.key} timesteps"
+    return _Plan(label, context, None, lambda: fn(model, n), False, opts["device"], opts["dtype"])
+
+
+def _check_setting(name: str, s: _Setting, context: dict[str, Any]) -> None:
+    """The limits that depend on several options at once (or on steps), per schedule."""
+    if name == "karras":
+        rho = s.rho or 7.0
+        # sigma_min^(1/rho) must survive next to sigma_max^(1/rho) in float64 (a ratio above 2^-30 keeps the last
+        # sigma exact to float32), and neither may overflow or underflow
+        spread = math.log(s.sigma_max / s.sigma_min) / rho
+        if spread > 30 * math.log(2) or math.log(s.sigma_max) / rho > 700 or math.log(s.sigma_min) / rho < -700:
+            need = max(math.log(s.sigma_max / s.sigma_min) / (30 * math.log(2)), abs(math.log(s.sigma_max)) / 700,
+                       abs(math.log(s.sigma_min)) / 700)  # fmt: skip
+            raise SdlabError(
+                f"rho={rho:g} is too small for sigmas in [{s.sigma_min:g}, {s.sigma_max:g}]: in float64, "
+                "sigma_min ** (1 / rho) vanishes next to sigma_max ** (1 / rho), so the schedule would lose sigma_min",
+                **context,
+                option="rho",
+                hint=f"use rho >= {need:.3g} for this range (Karras et al. use 7)",
+            )
+    elif name == "simple" and s.table is not None and s.n > len(s.table):
+        raise SdlabError(
+            f"Simple takes every (T / steps)-th of the model's T = {len(s.table)} training sigmas: "
+            f"{s.n} sigmas would repeat some",
+            **context,
+            hint=f"use at most {len(s.table)} sigmas (steps, plus 1 when discarding the penultimate)",
+        )
+    elif name == "laplace" and s.n < 2:
+        raise SdlabError(
+            "ComfyUI's Laplace schedule gives `steps` sigmas and no final 0, so steps=1 has no step",
+            **context,
+            hint="use steps >= 2",
+        )
+    elif name == "linear_quadratic" and s.n >= 2:
+        threshold = float(s.options.get("threshold_noise", 0.025))
+        m = s.options.get("linear_steps")
+        m = s.n // 2 if m is None else int(m)
+        if m >= s.n:
+            raise SdlabError(
+                f"linear_steps={m} leaves no quadratic part: it must be below the number of sigmas ({s.n})",
+                **context,
+                option="linear_steps",
+                hint=f"use linear_steps in [1, {s.n - 1}], or None for {s.n // 2}",
+            )
+        limit = 2 * m / (s.n + m)  # the quadratic part must still rise at its end, else sigma goes below 0
+        if threshold >= limit:
+            raise SdlabError(
+                f"threshold_noise={threshold:g} is too high for {m} linear of {s.n} steps: the quadratic part "
+                "would overshoot and give negative, increasing sigmas",
+                **context,
+                option="threshold_noise",
+                hint=f"use threshold_noise < 2 * linear_steps / (steps + linear_steps) = {limit:.4g}",
+            )
+    elif name in ("normal", "sgm_uniform") and s.table is not None:
+        start, end = sigma_to_t(s.table, s.sigma_max), sigma_to_t(s.table, s.sigma_min)
+        if not start > end:
+            raise SdlabError(
+                f"sigma_min and sigma_max both lie beyond the model's training range "
+                f"[{float(s.table[0]):g}, {float(s.table[-1]):g}], at the same timestep {start:g}",
+                **context,
+                hint="keep at least one of sigma_min, sigma_max inside the model's range",
+            )
+    elif name == "vp":
+        beta_d = float(s.options.get("beta_d", 19.9))
+        beta_min = float(s.options.get("beta_min", 0.1))
+        if beta_d == 0 and beta_min == 0:
+            raise SdlabError(
+                "beta_d and beta_min are both 0: every VP sigma would be 0", **context, hint="k-diffusion: 19.9, 0.1"
+            )
+        if beta_d / 2 + beta_min > 709:
+            raise SdlabError(
+                f"beta_d / 2 + beta_min = {beta_d / 2 + beta_min:g} overflows: sigma(1) = sqrt(exp(that) - 1)",
+                **context,
+                option="beta_d" if beta_d / 2 > beta_min else "beta_min",
+                hint="keep beta_d / 2 + beta_min <= 709 (k-diffusion: 19.9 / 2 + 0.1)",
+            )
+
+
+_COLLAPSE_CAUSE = {
+    "laplace": "Laplace clamps its sigmas to [sigma_min, sigma_max], and these settings clamp several onto one end",
+    "polyexponential": "a large rho squeezes the last sigmas onto sigma_min",
+    "karras": "rho and the sigma range leave sigmas closer than the dtype resolves",
+    "beta_a1111": "extreme beta_alpha / beta_beta squeeze sigmas onto one end of the range",
+    "vp": "beta_d, beta_min and eps_s leave sigmas closer than the dtype resolves",
+}
+
+
+def _verify(sigmas: Tensor, plan: _Plan) -> Tensor:
+    """The guarantee of get_sigmas: finite, >= 0, strictly decreasing while positive, at most one final 0.
+
+    A1111's timesteps are only non-increasing: from 501 steps on DDIM's list holds t = 999 twice, as in A1111.
+    """
+    strict = plan.timesteps is None
+    values = sigmas.detach().double().cpu()
+    positive = values[values > 0]
+    problem = None
+    if values.ndim != 1 or len(values) < 2:
+        problem = f"{len(values)} sigma(s), not a schedule"
+    elif not bool(torch.isfinite(values).all()):
+        problem = "sigmas that are not finite"
+    elif bool((values < 0).any()):
+        problem = "negative sigmas"
+    elif len(positive) < len(values) - 1 or (len(positive) == len(values) - 1 and values[-1] != 0):
+        problem = "sigma 0 before the end (a positive sigma rounds to 0)"
+    else:
+        bad = positive[1:] >= positive[:-1] if strict else positive[1:] > positive[:-1]
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0])
+            pair = f"{float(positive[i]):g} -> {float(positive[i + 1]):g}"
+            problem = f"repeated or increasing sigmas (at index {i + 1}: {pair})"
+    if problem is None:
+        return sigmas
+    cause = _COLLAPSE_CAUSE.get(plan.name)
+    raise SdlabError(
+        f"schedule {plan.name!r} gives {problem} in {str(plan.dtype).removeprefix('torch.')} for these settings"
+        + (f": {cause}" if cause else ""),
+        **plan.context,
+        hint="use less extreme options or fewer steps, or dtype=torch.float64",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
 # get_sigmas: names, A1111 options and validation around the pure functions
 # ---------------------------------------------------------------------------------------------------------
+
+
+def check_schedule_options(schedule: str, steps: int, model: Any = None, **options: Any) -> str:
+    """Check a get_sigmas call without computing it; return the schedule it resolves to.
+
+    Takes get_sigmas' arguments (``sigma_min``, ``sampler``, ``threshold_noise``, ...) and raises
+    :class:`SdlabError` for an unknown schedule or option, ``steps`` that is not an int in [1, MAX_STEPS], and
+    any value outside :data:`SCHEDULE_OPTION_DOMAINS` or the limits that join several options (linear_quadratic's
+    threshold against its linear steps, Karras' rho against the sigma range, VP's overflow ...). The result is a
+    canonical name ("karras"), or "<sampler> timesteps" for A1111's DDIM / PLMS / UniPC under "Automatic".
+    :func:`get_sigmas` runs the same checks, then verifies the sigmas it computed (finite, strictly decreasing
+    while positive, in the requested dtype), which only extreme values can fail.
+
+    >>> check_schedule_options("Automatic", 20, sampler="DPM++ 2M")
+    'karras'
+    """
+    return _plan(schedule, steps, model, options).name
 
 
 def get_sigmas(
@@ -583,89 +898,60 @@ def get_sigmas(
     dtype: torch.dtype = torch.float32,
     **kwargs: Any,
 ) -> Tensor:
-    """The sigmas of ``schedule`` for ``steps`` steps: 1-D, decreasing, normally ending in 0.
+    """The sigmas of ``schedule`` for ``steps`` steps: 1-D, finite, strictly decreasing, normally ending in 0.
 
     ``model``: anything with ``.sigmas`` (ascending training table) and optionally ``.sigma_min`` /
     ``.sigma_max`` (a continuous model may have only those); ``None`` is SD 1.x. ``sigma_min``, ``sigma_max``,
     ``rho``: A1111's overrides (None or 0 = model default; rho 7 for karras, 1 for polyexponential); like
     A1111 only the schedules with ``uses_sigma_range`` read them. ``discard_penultimate``: compute steps+1
-    sigmas and drop ``sigmas[-2]`` (A1111 PR #6044). ``sampler``: resolves "Automatic" to the sampler's default
-    schedule, and ORs in the sampler's own discard flag for any schedule, as A1111 and ComfyUI do.
+    sigmas and drop ``sigmas[-2]`` (A1111 PR #6044). ``sampler``: resolves "Automatic" to the schedule the
+    name carries ("DPM++ 2M Karras") or the sampler's A1111 default; for A1111's DDIM, PLMS and UniPC that is
+    their own fixed timesteps (on SD 1.x's training table without a model), as ``generate`` runs them. It also
+    ORs in the sampler's own discard flag for any schedule, as A1111 and ComfyUI do.
 
     Options in ``kwargs``: ``use_old_karras_scheduler_sigmas`` (A1111: default range [0.1, 10] for every
     schedule that reads it), ``ays_model`` ("sd1", "sdxl", "svd"; default from ``model.is_sdxl``),
     ``threshold_noise`` / ``linear_steps`` (linear_quadratic), ``laplace_mu`` / ``laplace_beta``,
-    ``beta_d`` / ``beta_min`` / ``eps_s`` (vp). An option another schedule reads is ignored.
+    ``beta_d`` / ``beta_min`` / ``eps_s`` (vp). An option another schedule reads is ignored, but its value is
+    still checked. Every value is checked against :data:`SCHEDULE_OPTION_DOMAINS` first (see
+    :func:`check_schedule_options`); values that pass but would still give repeated or non-finite sigmas in
+    ``dtype`` raise :class:`SdlabError` too.
 
     >>> get_sigmas("Exponential", 3, sigma_min=0.1, sigma_max=10.0)
     tensor([10.0000,  1.0000,  0.1000,  0.0000])
     >>> get_sigmas("Karras", 10, discard_penultimate=True).shape  # 11 sigmas, the one before 0 dropped
     torch.Size([11])
     """
-    name = _resolve(schedule, steps)
-    context = {"schedule": schedule, "steps": steps}
-    if not isinstance(steps, numbers.Integral) or isinstance(steps, bool):
-        raise SdlabError("steps must be an integer", **context, hint="pass e.g. steps=20")
-    if not 1 <= steps <= MAX_STEPS:
-        raise SdlabError(f"steps must be in [1, {MAX_STEPS}]", **context, hint="pass e.g. steps=20")
-    unknown = sorted(set(kwargs) - _KNOWN_OPTIONS)
-    if unknown:
-        raise SdlabError(
-            f"unknown schedule option(s) {', '.join(unknown)}",
-            **context,
-            hint=closest(unknown[0], sorted(_KNOWN_OPTIONS)),
-        )
-
-    if sampler is not None:
-        from sdlab.samplers.catalogue import resolve_sampler
-
-        sampler_info = resolve_sampler(sampler)
-        discard_penultimate = discard_penultimate or bool(sampler_info.discard_penultimate)
-        if name == "automatic":
-            name = _resolve(sampler_info.default_schedule or "uniform", steps)
-    elif name == "automatic":
-        raise SdlabError(
-            "schedule 'Automatic' means the sampler's default schedule",
-            **context,
-            hint="pass sampler='DPM++ 2M' (or any sampler name), or name a schedule such as 'Karras'",
-        )
-    fn = _SCHEDULES[name][1]
-
-    table, m_min, m_max = _model_range(model, schedule)
-    base_min, base_max = (0.1, 10.0) if kwargs.get("use_old_karras_scheduler_sigmas") else (m_min, m_max)
-    lo = _override("sigma_min", sigma_min, m_min, base_min, context)
-    hi = _override("sigma_max", sigma_max, m_max, base_max, context)
-    if lo >= hi:
-        raise SdlabError(
-            "sigma_min must be below sigma_max", **context, sigma_min=lo, sigma_max=hi, hint="swap or fix them"
-        )
-    if rho is not None and not (isinstance(rho, numbers.Real) and math.isfinite(rho) and rho >= 0):
-        raise SdlabError("rho must be finite and >= 0 (0 = default)", **context, rho=rho, hint="Karras uses rho=7")
-    use_rho = rho if rho and name in _DEFAULT_RHO and rho != _DEFAULT_RHO[name] else None
-    for key, value in (("beta_alpha", beta_alpha), ("beta_beta", beta_beta)):
-        if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-            raise SdlabError(f"{key} must be finite and > 0", **context, **{key: value}, hint="A1111 uses 0.6")
-
-    setting = _Setting(
-        n=steps + 1 if discard_penultimate else steps,
-        table=table,
-        sigma_min=lo,
-        sigma_max=hi,
-        rho=use_rho,
-        beta_alpha=float(beta_alpha),
-        beta_beta=float(beta_beta),
-        ays_model=_ays_model(kwargs.get("ays_model"), model, name, context),
-        options=kwargs,
-    )
+    options = {
+        "sigma_min": sigma_min,
+        "sigma_max": sigma_max,
+        "rho": rho,
+        "discard_penultimate": discard_penultimate,
+        "sampler": sampler,
+        "beta_alpha": beta_alpha,
+        "beta_beta": beta_beta,
+        "device": device,
+        "dtype": dtype,
+        **kwargs,
+    }
+    plan = _plan(schedule, steps, model, options)
     try:
-        sigmas = fn(setting)
+        if plan.timesteps is not None:
+            sigmas = plan.timesteps().detach()
+        else:
+            assert plan.setting is not None
+            sigmas = _SCHEDULES[plan.name][1](plan.setting)
     except SdlabError as err:
-        raise SdlabError(err.message, hint=err.hint, **{**context, **err.context}) from None
-    if discard_penultimate:
+        raise SdlabError(err.message, hint=err.hint, **{**plan.context, **err.context}) from None
+    if plan.discard:
         if len(sigmas) < 3:
-            raise SdlabError("too few sigmas to discard the penultimate one", **context, hint="use more steps")
+            raise SdlabError("too few sigmas to discard the penultimate one", **plan.context, hint="use more steps")
         sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
-    return sigmas.to(device=device, dtype=dtype)
+    try:
+        sigmas = sigmas.to(device=plan.device, dtype=plan.dtype)
+    except (RuntimeError, AssertionError) as exc:  # e.g. CUDA asked for on a machine without it
+        raise SdlabError(f"cannot put the sigmas on {plan.device!r}: {exc}", **plan.context, hint="use 'cpu'") from None
+    return _verify(sigmas, plan)
 
 
 def _model_range(model: Any, schedule: str) -> tuple[Tensor | None, float, float]:
@@ -693,20 +979,6 @@ def _model_range(model: Any, schedule: str) -> tuple[Tensor | None, float, float
     return table, float(lo), float(hi)
 
 
-def _override(key: str, value: float | None, model_value: float, base: float, context: dict) -> float:
-    """A1111: a value of None or 0, or equal to the model's, keeps the base; anything else must be > 0 and finite."""
-    if value is None or value == 0 or value == model_value:
-        return base
-    if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-        raise SdlabError(
-            f"{key} must be finite and > 0 (0 or None = model default)",
-            **context,
-            **{key: value},
-            hint=f"the model's {key} is {model_value:.4g}",
-        )
-    return float(value)
-
-
 def _ays_model(value: str | None, model: Any, name: str, context: dict) -> str:
     if value is None:
         return "sdxl" if getattr(model, "is_sdxl", False) else "sd1"
@@ -714,6 +986,8 @@ def _ays_model(value: str | None, model: Any, name: str, context: dict) -> str:
     key = str(value).lower()
     if key not in AYS_COMFY or (name == "align_your_steps_a1111" and key not in tables):
         raise SdlabError(
-            f"unknown ays_model {value!r}", **context, ays_model=value, hint="choose one of: " + ", ".join(tables)
+            f"unknown ays_model {value!r}",
+            **{**context, "ays_model": value},
+            hint="choose one of: " + ", ".join(tables),
         )
     return key

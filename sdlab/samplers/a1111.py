@@ -57,6 +57,7 @@ __all__ = [
     "SAMPLERS",
     "TIMESTEP_SIGMAS",
     "CFGPP_SCALE_DIVISOR",
+    "ONE_TIMESTEP",
     "UNIPC_VARIANTS",
     "UNIPC_SKIP_TYPES",
 ]
@@ -67,6 +68,12 @@ CFGPP_SCALE_DIVISOR = 12.5
 The CFG denoiser applies it, not the sampler. It must also compute the uncond pass on every step (A1111
 disables its uncond-skipping optimisations when a sampler asks for ``last_noise_uncond``).
 """
+
+ONE_TIMESTEP = (
+    "A1111's DDIM and PLMS at steps=1 have the single timestep t = 1; they step between timesteps, so they "
+    "would make no model call (A1111 returns the noise unchanged)"
+)
+"""Why A1111's DDIM and PLMS cannot run 1 step (:func:`ddim_sigmas` gives one sigma for steps=1)."""
 
 UNIPC_VARIANTS = ("bh1", "bh2", "vary_coeff")
 UNIPC_SKIP_TYPES = ("time_uniform", "time_quadratic", "logSNR")

@@ -395,6 +395,15 @@ def _dpm_solver_setup(
         raise SdlabError("DPM-Solver needs sigma_min and sigma_max > 0", sampler=name, sigma_min=sigma_min)
     # Like k-diffusion, times are 0-d tensors of the default dtype (float32), whatever x's dtype.
     t_start, t_end = _t(torch.tensor(sigma_max)), _t(torch.tensor(sigma_min))
+    if t_end == t_start:
+        raise SdlabError(
+            f"{name} integrates from sigma_max to sigma_min, and both are {sigma_max:g} here: nothing to integrate",
+            sampler=name,
+            sigma_min=sigma_min,
+            sigma_max=sigma_max,
+            hint="by default they are the schedule's first and smallest positive sigma, so a schedule ending in 0 "
+            "needs >= 2 steps; or pass sigma_min= and sigma_max= (A1111 passes the model's own range)",
+        )
     if eta and not t_end > t_start:
         raise SdlabError("eta must be 0 when sampling from low to high noise", sampler=name, eta=eta)
     extra_args = {} if extra_args is None else extra_args
