@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sdlab.errors import SdlabError
 
@@ -15,12 +16,7 @@ __all__ = ["main"]
 def _cmd_generate(args: argparse.Namespace) -> int:
     from sdlab.generation import generate
 
-    options = {}
-    for item in args.option or []:
-        key, _, value = item.partition("=")
-        if not _:
-            raise SdlabError("--option takes NAME=VALUE", option=item, hint="e.g. --option eta=0.5")
-        options[key] = json.loads(value) if value[:1] in "-0123456789[{tfn" else value
+    options = dict(_option(item) for item in args.option or [])
     result = generate(
         args.prompt,
         negative_prompt=args.negative,
@@ -40,6 +36,30 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     for path in result.save(args.out):
         print(path)
     return 0
+
+
+def _option(item: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE read as a number (1, .5, 1e-3, nan, inf), true/false, a JSON list or a string.
+
+    A number that is out of the option's domain (nan, a negative eta, ...) is refused by the sampler's check.
+    """
+    name, sep, text = item.partition("=")
+    name, text = name.strip(), text.strip()
+    if not sep or not name:
+        raise SdlabError("--option takes NAME=VALUE", option=item, hint="e.g. --option eta=0.5")
+    if text.lower() in ("true", "false"):
+        return name, text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return name, kind(text)
+        except ValueError:
+            pass
+    if text[:1] in "[{":
+        try:
+            return name, json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SdlabError(f"--option {name}: not valid JSON ({e.msg})", option=item) from None
+    return name, text
 
 
 def _cmd_samplers(args: argparse.Namespace) -> int:
@@ -93,7 +113,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     ray = args.ray is not None
     table = run_sweep(
         args.config, args.out, executor="ray" if ray else "local", address=args.ray or None,
-        workers=args.workers, progress=not args.quiet,
+        workers=args.workers, progress=not args.quiet, verify=args.verify,
     )  # fmt: skip
     summary = summarize(table)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
@@ -111,10 +131,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sdlab", description="Measure diffusion samplers.")
+    common = argparse.ArgumentParser(add_help=False)  # --debug before or after the command
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="print the full traceback of an error"
+    )
+    parser = argparse.ArgumentParser(prog="sdlab", description="Measure diffusion samplers.", parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="generate PNGs (A1111 infotext + sdlab spec inside)")
+    g = sub.add_parser("generate", parents=[common], help="generate PNGs (A1111 infotext + sdlab spec inside)")
     g.add_argument("--prompt", required=True)
     g.add_argument("--negative", default="")
     g.add_argument("--sampler", default="DPM++ 2M", help="A1111, ComfyUI or k_ name, e.g. 'Euler a', dpmpp_2m")
@@ -132,22 +156,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=_cmd_generate)
 
-    s = sub.add_parser("samplers", help="the sampler catalogue")
+    s = sub.add_parser("samplers", parents=[common], help="the sampler catalogue")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_samplers)
 
-    sc = sub.add_parser("schedules", help="the schedule catalogue")
+    sc = sub.add_parser("schedules", parents=[common], help="the schedule catalogue")
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=_cmd_schedules)
 
-    d = sub.add_parser("demo", help="the flagship sampler report on the embedded model (figures/report.html)")
+    d = sub.add_parser(
+        "demo", parents=[common], help="the flagship sampler report on the embedded model (figures/report.html)"
+    )
     d.add_argument("--out", default="figures")
     d.add_argument("--smoke", action="store_true", help="a one-minute version (CI)")
     d.add_argument("--model", default=None, help="hub id, folder or file (default: the embedded model)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_demo)
 
-    e = sub.add_parser("eval-model", help="measure the embedded model (VAE PSNR, adherence, diversity)")
+    e = sub.add_parser(
+        "eval-model", parents=[common], help="measure the embedded model (VAE PSNR, adherence, diversity)"
+    )
     e.add_argument("--n", type=int, default=200)
     e.add_argument(
         "--seed", type=int, default=0, help="which held-out captions and seeds (default 0; others check on fresh ones)"
@@ -158,15 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_eval_model)
 
-    w = sub.add_parser("sweep", help="run a sweep grid from a TOML file (resumable: finished cells are skipped)")
+    w = sub.add_parser(
+        "sweep", parents=[common], help="run a sweep grid from a TOML file (resumable: finished cells are skipped)"
+    )
     w.add_argument("config", help="sweep file, e.g. data/sweeps/smoke.toml")
-    w.add_argument("--out", required=True, help="results folder (results.parquet, cells/, images/)")
+    w.add_argument(
+        "--out", required=True,
+        help="results folder: a new or empty folder, or an existing sdlab store (results.parquet, cells/, images/)",
+    )  # fmt: skip
     w.add_argument(
         "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
         help="run the cells on Ray: alone, a local Ray instance; 'auto', the running cluster; or the head's "
         "'host:6379' / 'ray://host:10001' (needs pip install \"sdlab[ray]\")",
     )  # fmt: skip
     w.add_argument("--workers", type=int, default=None, help="with --ray: at most this many workers")
+    w.add_argument(
+        "--verify", action="store_true",
+        help="first check every cell in --out (shards and images, also other grids'), removing bad ones",
+    )  # fmt: skip
     w.add_argument("--quiet", action="store_true")
     w.set_defaults(func=_cmd_sweep)
     return parser
@@ -182,14 +219,40 @@ def _silence_loader_bars() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors end as one line on stderr (exit 2 for bad input, 1 for a failure of sdlab itself)."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "quiet", False):
-        _silence_loader_bars()
     try:
+        if getattr(args, "quiet", False):
+            _silence_loader_bars()
         return args.func(args)
-    except SdlabError as exc:
+    except KeyboardInterrupt:
+        print("sdlab: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        return _report(exc)
+
+
+def _report(exc: Exception) -> int:
+    """One line for an error: SdlabError as it is, OSError with its path, anything else as a failure to report."""
+    if isinstance(exc, SdlabError):
         print(f"sdlab: error: {exc}", file=sys.stderr)
         return 2
+    if isinstance(exc, OSError):
+        path = f" [path={exc.filename!r}]" if exc.filename else ""
+        print(f"sdlab: error: {exc.strerror or exc}{path} -> check the path, its permissions and free space",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if isinstance(exc, MemoryError):
+        print("sdlab: error: out of memory -> use a smaller size, batch or grid", file=sys.stderr)
+        return 2
+    print(
+        f"sdlab: internal error: {type(exc).__name__}: {exc} -> run again with --debug for the traceback, "
+        "and please report it",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

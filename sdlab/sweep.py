@@ -232,6 +232,12 @@ def _check_config(c: SweepConfig) -> None:
         raise _bad("seeds", [s for s in c.seeds if not 0 <= s <= 2**32 - 1][0])
     if any(s < 1 for s in c.steps):
         raise _bad("steps", min(c.steps))
+    from sdlab.generation import MAX_STEPS
+
+    if any(s > MAX_STEPS for s in c.steps):
+        raise SdlabError(
+            f"steps > {MAX_STEPS} is not supported", key="steps", got=max(c.steps), hint=f"use steps <= {MAX_STEPS}"
+        )
     for key in ("negative_prompt", "name"):
         if not isinstance(getattr(c, key), str):
             raise _bad(key, getattr(c, key))
@@ -413,8 +419,8 @@ def _model_identity(model: str | None, device: str | None, dtype: str | None) ->
     return _IDENTITY[stamp]
 
 
-def _check_run(sampler: str, schedule: str, steps: int, key: str) -> None:
-    """The sampler and schedule names resolve for ``steps`` (SdlabError naming ``key`` otherwise)."""
+def _check_run(sampler: str, schedule: str, steps: int, key: str, model: Any) -> None:
+    """The sampler and schedule names resolve for ``steps`` on ``model`` (SdlabError naming ``key`` otherwise)."""
     from sdlab.generation import schedule_for
     from sdlab.samplers import resolve_sampler
 
@@ -423,13 +429,36 @@ def _check_run(sampler: str, schedule: str, steps: int, key: str) -> None:
     except SdlabError as e:
         raise SdlabError(e.message, key=key, sampler=sampler, hint=e.hint) from e
     try:
-        schedule_for(sampler, schedule, steps)
+        schedule_for(sampler, schedule, steps, model)
     except SdlabError as e:
         raise SdlabError(e.message, key=key, schedule=schedule, sampler=sampler, hint=e.hint) from e
 
 
-def _check_names(c: SweepConfig) -> None:
-    """Every sampler and schedule of the grid resolves (SdlabError naming the key otherwise)."""
+def _check_model(c: SweepConfig) -> Any:
+    """The grid's model, loaded (a broken file fails here, before anything is written), with the size checked."""
+    from sdlab import limits
+    from sdlab.generation import load
+    from sdlab.models.loading import resolve_device
+
+    try:
+        device, dtype = resolve_device(c.device, c.dtype)
+    except SdlabError as e:
+        raise e.with_context(key="device") from e
+    width, height = _size(c.size) or (None, None)
+    if width is not None:  # before loading: a size that cannot be generated is refused at once
+        limits.check_image(width, height, batch=len(c.seeds), device=device, key="size")
+    try:
+        sd = load(**_load_kwargs(c.model, str(device), str(dtype).removeprefix("torch.")))
+    except SdlabError as e:
+        raise e.with_context(key="model") from e
+    if width is None:
+        width, height = sd.default_size
+        limits.check_image(width, height, batch=len(c.seeds), device=device, key="size")
+    return sd
+
+
+def _check_names(c: SweepConfig, model: Any) -> None:
+    """Every sampler and schedule of the grid resolves on ``model`` (SdlabError naming the key otherwise)."""
     from sdlab.samplers import resolve_sampler
 
     for sampler in c.samplers:
@@ -438,27 +467,20 @@ def _check_names(c: SweepConfig) -> None:
         except SdlabError as e:
             raise SdlabError(e.message, key="samplers", sampler=sampler, hint=e.hint) from e
         for schedule in c.schedules:
-            _check_run(sampler, schedule, max(c.steps), "schedules")
+            for steps in c.steps:
+                _check_run(sampler, schedule, steps, "schedules", model)
 
 
 def _check_options(sampler: str, options: Mapping[str, Any], key: str) -> None:
-    """``sampler`` takes every option named in ``options`` (SdlabError naming ``key.option`` otherwise)."""
-    import inspect
+    """``sampler`` takes ``options`` (single values): names, types, domains and the rules joining two options
+    (SdlabError naming ``key.option``)."""
+    from sdlab.samplers import check_sampler_options
 
-    from sdlab.samplers import resolve_sampler, sampler_options
-
-    fn = resolve_sampler(sampler).info.fn
-    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
-        return
-    accepted = sampler_options(fn)
-    for name in sorted(options):
-        if name not in accepted:
-            raise SdlabError(
-                f"sampler {sampler!r} does not take option {name!r}",
-                key=f"{key}.{name}",
-                hint=f"it accepts: {', '.join(sorted(accepted)) or 'no options'}; set an option for one sampler "
-                f'under [sampler_options."{sampler}"]',
-            )
+    try:
+        check_sampler_options(sampler, dict(options))
+    except SdlabError as e:
+        option = e.context.get("option")  # one name, or several joined by ", "
+        raise e.with_context(key=f"{key}.{option}" if option else key) from e
 
 
 def _option_grid(c: SweepConfig, sampler: str) -> list[tuple[tuple[str, Any], ...]]:
@@ -478,7 +500,6 @@ def _option_grid(c: SweepConfig, sampler: str) -> list[tuple[tuple[str, Any], ..
         else:
             merged[name] = value
     merged.update(own)
-    _check_options(sampler, merged, "sampler_options")
     axes = []
     for name, value in sorted(merged.items()):
         key = f"sampler_options.{name}"
@@ -489,7 +510,10 @@ def _option_grid(c: SweepConfig, sampler: str) -> list[tuple[tuple[str, Any], ..
             if not (isinstance(v, (bool, str)) or _is_number(v)):
                 raise SdlabError(f"{key} must be numbers, booleans or strings", key=key, got=v)
         axes.append([(name, v) for v in values])
-    return [tuple(combo) for combo in itertools.product(*axes)]
+    combos = [tuple(combo) for combo in itertools.product(*axes)]
+    for combo in combos:
+        _check_options(sampler, dict(combo), "sampler_options")
+    return combos
 
 
 def _reference_run(c: SweepConfig, base: dict[str, Any]) -> tuple[Run | None, str]:
@@ -529,7 +553,8 @@ def expand(config: SweepConfig | Mapping[str, Any] | str | Path, *, metrics: Seq
     SHA-256 (hashed from its files; a hub id is loaded).
     """
     c = load_config(config)
-    _check_names(c)
+    sd = _check_model(c)
+    _check_names(c, sd)
     cell_metrics, step_metrics = _resolve_metrics(c, metrics)
     options = {s: _option_grid(c, s) for s in c.samplers}
     sha, device, dtype = _model_identity(c.model, c.device, c.dtype)
@@ -540,7 +565,7 @@ def expand(config: SweepConfig | Mapping[str, Any] | str | Path, *, metrics: Seq
             ref = Reference.coerce(_options_dict(c.reference))
         except SdlabError as e:
             raise SdlabError(e.message, key="reference", hint=e.hint) from e
-        _check_run(ref.sampler, ref.schedule, ref.steps, "reference")
+        _check_run(ref.sampler, ref.schedule, ref.steps, "reference", sd)
         _check_options(ref.sampler, dict(ref.options), "reference.sampler_options")
     size = _size(c.size)
     references: dict[str, Cell] = {}
@@ -577,16 +602,20 @@ def expand(config: SweepConfig | Mapping[str, Any] | str | Path, *, metrics: Seq
 _RUNS: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
 
-def _load_args(run: Run) -> dict[str, Any]:
+def _load_kwargs(model: str | None, device: str, dtype: str) -> dict[str, Any]:
     """model, device and dtype for generate / load; the defaults as None, so the model cache is shared."""
     from sdlab.models.loading import resolve_device
 
     dev, dt = resolve_device(None, None)
     return {
-        "model": run.model,
-        "device": None if run.device == str(dev) else run.device,
-        "dtype": None if run.dtype == str(dt).removeprefix("torch.") else run.dtype,
+        "model": model,
+        "device": None if device == str(dev) else device,
+        "dtype": None if dtype == str(dt).removeprefix("torch.") else dtype,
     }
+
+
+def _load_args(run: Run) -> dict[str, Any]:
+    return _load_kwargs(run.model, run.device, run.dtype)
 
 
 def _generate(run: Run, *, trajectory: bool) -> Any:
@@ -741,13 +770,18 @@ def run_sweep(
     progress: bool = True,
     metrics: Sequence[str] | None = None,
     fsync: bool = True,
+    verify: bool = False,
 ) -> pd.DataFrame:
     """Run every cell of the grid not already in ``out_dir``'s store; return this sweep's tidy table.
 
-    The whole grid is checked (names, options, model) before ``out_dir`` is created. Each finished cell is
-    committed atomically by this process, the store's one writer (a killed sweep loses at most the cells in
-    flight; running it again resumes); then ``results.parquet`` is rebuilt from every cell in ``out_dir``, with
-    ``image_path`` relative to ``out_dir``. ``metrics`` overrides the config's.
+    The whole grid is checked (names, option values, steps, model file, image size, the number of images against
+    :func:`sdlab.limits.max_sweep_images`) before ``out_dir`` is created. A stored cell is reused only when its
+    shard reads back and its images have the recorded size and SHA-256; otherwise it is recomputed.
+    ``verify=True`` first checks every cell in ``out_dir`` (also those of other grids) and removes the bad ones.
+
+    Each finished cell is committed atomically by this process, the store's one writer (a killed sweep loses at
+    most the cells in flight; running it again resumes); then ``results.parquet`` is rebuilt from every cell in
+    ``out_dir``, with ``image_path`` relative to ``out_dir``. ``metrics`` overrides the config's.
 
     ``executor``: "local" runs the cells one after another in this process; "ray" sends them to long-lived
     actors of a Ray cluster (:func:`sdlab.cluster.map_ray`): ``address`` None starts a local Ray instance (or
@@ -773,10 +807,17 @@ def run_sweep(
         check_ray()  # a clear error before any work when Ray is missing
     c = load_config(config)
     cells = expand(c, metrics=metrics)
+    _check_volume(cells)
     from sdlab.store import ResultsStore
 
     store = ResultsStore(out_dir, fsync=fsync)
-    todo = _model_order([cell for cell in cells if not store.has(cell.key())])
+    if verify:
+        bad = store.verify()
+        if progress:
+            print(f"verified {out_dir}: {len(bad)} bad cell(s) removed, to be recomputed", file=sys.stderr)
+    todo = _model_order([cell for cell in cells if not store.has(cell.key(), verify=True)])
+    if progress:
+        print(_plan(cells, todo, estimate=executor == "local"), file=sys.stderr)
     stats: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
     if executor == "ray":
@@ -812,6 +853,66 @@ def run_sweep(
     table.attrs["workers"] = per_worker.to_dict("records")  # plain records: pandas compares attrs when combining
     table.attrs["startup_seconds"] = info.get("startup_seconds", 0.0) + info.get("shutdown_seconds", 0.0)
     return table
+
+
+def _images(cells: Sequence[Cell]) -> int:
+    return sum(len(cell.run.seeds) for cell in cells)
+
+
+def _check_volume(cells: Sequence[Cell]) -> None:
+    """SdlabError when the grid holds more images than :func:`sdlab.limits.max_sweep_images` allows."""
+    from sdlab import limits
+
+    total, limit = _images(cells), limits.max_sweep_images()
+    if total > limit:
+        raise SdlabError(
+            f"the grid holds {total:,} images in {len(cells):,} cells, over the limit of {limit:,}",
+            hint=f"shrink the grid (seeds, steps, samplers, option lists), or set {limits.SWEEP_ENV}={total} "
+            "if you mean it",
+        )
+
+
+ESTIMATE_FROM = 200  # images to compute from which run_sweep times a short calibration run to estimate the total
+
+
+def _nfe_per_step(sampler: str) -> float:
+    """Model evaluations per step from the catalogue; 2 where it is adaptive or unknown (a rough guess)."""
+    from sdlab.samplers import resolve_sampler
+
+    text = resolve_sampler(sampler).info.nfe_per_step
+    digits = [int(part) for part in text.split("-") if part.isdigit()]
+    return float(max(digits)) if digits else 2.0
+
+
+def _estimate_seconds(cells: Sequence[Cell]) -> float:
+    """Seconds to run ``cells`` here: per-image overhead and per-evaluation cost timed on the first cell's model."""
+    import time
+
+    run = cells[0].run
+    seconds = {}
+    for steps in (2, 2, 4):  # the first 2-step run warms up; the second is timed
+        start = time.perf_counter()
+        _generate(
+            Run(**{**asdict(run), "seeds": run.seeds[:1], "sampler": "Euler", "schedule": "Karras", "steps": steps,
+                   "sampler_options": ()}),
+            trajectory=False,
+        )  # fmt: skip
+        seconds[steps] = time.perf_counter() - start
+    per_eval = max(seconds[4] - seconds[2], 0.0) / 2
+    overhead = max(seconds[2] - 2 * per_eval, 0.0)
+    return sum(
+        len(cell.run.seeds) * (overhead + cell.run.steps * _nfe_per_step(cell.run.sampler) * per_eval) for cell in cells
+    )
+
+
+def _plan(cells: Sequence[Cell], todo: Sequence[Cell], *, estimate: bool) -> str:
+    """What the sweep is about to do: cells and images to compute, stored ones reused, and an estimated time."""
+    n = _images(todo)
+    text = f"{len(todo):,} of {len(cells):,} cells to run ({n:,} images; {len(cells) - len(todo):,} cells stored)"
+    if estimate and n >= ESTIMATE_FROM:
+        total = _estimate_seconds(todo)
+        text += f", estimated {total / 60:.1f} min here"
+    return text
 
 
 def _cell_meta(cell: Cell) -> dict[str, Any]:
