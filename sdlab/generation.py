@@ -31,7 +31,7 @@ from sdlab.errors import SdlabError
 from sdlab.samplers.catalogue import ResolvedSampler, resolve_sampler
 from sdlab.spec import RunSpec
 
-__all__ = ["generate", "load", "schedule_for", "init_noise_scale", "GenerateResult", "Trajectory"]
+__all__ = ["generate", "load", "schedule_for", "check_run", "init_noise_scale", "GenerateResult", "Trajectory"]
 
 _MODELS: dict[tuple[Any, ...], Any] = {}
 MAX_STEPS = 1000
@@ -140,6 +140,44 @@ def schedule_for(
         **schedule_options,
     )
     return sigmas, name
+
+
+def check_run(sampler: str | ResolvedSampler, schedule: str, steps: int, model: Any, **sampler_options: Any) -> Tensor:
+    """The sigmas ``sampler`` would run on, after a dry run on them: ``model``'s own sigma table with a stand-in
+    network that predicts zero noise, on a one-pixel latent, with zero fresh noise (no random numbers drawn).
+
+    Whatever the sampler itself refuses (too few steps for its order, sigmas it cannot step between, options that
+    clash with the schedule, a NaN) raises its SdlabError here, before any model work: a sweep calls this for every
+    run of its grid before it writes anything.
+    """
+    resolved = resolve_sampler(sampler)
+    sigmas, _ = schedule_for(resolved, schedule, steps, model)
+    if resolved.flavour == "diffusers" or not hasattr(model, "inner_denoiser"):
+        return sigmas  # a diffusers scheduler checks its own steps; a bare denoiser has no table to stand in for
+    from sdlab.samplers import sample
+
+    dry = _DryDenoiser(model.inner_denoiser(lcm=is_a1111_lcm(resolved)))
+    channels = model.latent_shape(8, 8)[0]
+    x = torch.ones(1, channels, 1, 1) * init_noise_scale(resolved, sigmas)
+    sample(dry, x, sigmas, resolved, noise_sampler=lambda sigma, sigma_next: torch.zeros_like(x), **sampler_options)
+    return sigmas
+
+
+class _DryDenoiser:
+    """A model's denoiser (its sigma table, t <-> sigma) whose network predicts zero noise: for :func:`check_run`."""
+
+    def __init__(self, inner: Any) -> None:
+        inner.inner_model = lambda x, t, **cond: torch.zeros_like(x)
+        self.inner = inner
+        self.last_uncond_denoised: Tensor | None = None
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        denoised = self.inner(x, sigma)
+        self.last_uncond_denoised = denoised  # what the CFG++ samplers read
+        return denoised
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def is_a1111_lcm(resolved: ResolvedSampler) -> bool:

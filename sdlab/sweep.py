@@ -419,19 +419,22 @@ def _model_identity(model: str | None, device: str | None, dtype: str | None) ->
     return _IDENTITY[stamp]
 
 
-def _check_run(sampler: str, schedule: str, steps: int, key: str, model: Any) -> None:
-    """The sampler and schedule names resolve for ``steps`` on ``model`` (SdlabError naming ``key`` otherwise)."""
-    from sdlab.generation import schedule_for
-    from sdlab.samplers import resolve_sampler
+_ANY_RUN = Run("", "", (0,), "Euler", "Automatic", 1, 1.0, (), None, "", None, "GPU", "cpu", "float32")
 
+
+def _check_run(run: Run, key: str, model: Any, checked: set[tuple[Any, ...]]) -> None:
+    """A dry run of ``run``'s sampler on its schedule (:func:`sdlab.generation.check_run`), once per sampler,
+    schedule, steps and options: an SdlabError naming ``key`` for what the sampler would refuse at run time."""
+    from sdlab.generation import check_run
+
+    what = (run.sampler, run.schedule, run.steps, run.sampler_options)
+    if what in checked:
+        return
     try:
-        resolve_sampler(sampler)
+        check_run(run.sampler, run.schedule, run.steps, model, **dict(run.sampler_options))
     except SdlabError as e:
-        raise SdlabError(e.message, key=key, sampler=sampler, hint=e.hint) from e
-    try:
-        schedule_for(sampler, schedule, steps, model)
-    except SdlabError as e:
-        raise SdlabError(e.message, key=key, schedule=schedule, sampler=sampler, hint=e.hint) from e
+        raise e.with_context(key=key, sampler=run.sampler, schedule=run.schedule, steps=run.steps) from e
+    checked.add(what)
 
 
 def _check_model(c: SweepConfig) -> Any:
@@ -458,17 +461,20 @@ def _check_model(c: SweepConfig) -> Any:
 
 
 def _check_names(c: SweepConfig, model: Any) -> None:
-    """Every sampler and schedule of the grid resolves on ``model`` (SdlabError naming the key otherwise)."""
+    """Every sampler and schedule of the grid resolves (SdlabError naming the key otherwise)."""
+    from sdlab.generation import schedule_for
     from sdlab.samplers import resolve_sampler
 
     for sampler in c.samplers:
         try:
             resolve_sampler(sampler)
         except SdlabError as e:
-            raise SdlabError(e.message, key="samplers", sampler=sampler, hint=e.hint) from e
+            raise e.with_context(key="samplers", sampler=sampler) from e
         for schedule in c.schedules:
-            for steps in c.steps:
-                _check_run(sampler, schedule, steps, "schedules", model)
+            try:
+                schedule_for(sampler, schedule, min(c.steps), model)
+            except SdlabError as e:
+                raise e.with_context(key="schedules", schedule=schedule, sampler=sampler) from e
 
 
 def _check_options(sampler: str, options: Mapping[str, Any], key: str) -> None:
@@ -565,7 +571,8 @@ def expand(config: SweepConfig | Mapping[str, Any] | str | Path, *, metrics: Seq
             ref = Reference.coerce(_options_dict(c.reference))
         except SdlabError as e:
             raise SdlabError(e.message, key="reference", hint=e.hint) from e
-        _check_run(ref.sampler, ref.schedule, ref.steps, "reference", sd)
+        _check_run(Run(**{**asdict(_ANY_RUN), "sampler": ref.sampler, "schedule": ref.schedule, "steps": ref.steps}),
+                   "reference", sd, set())  # fmt: skip
         _check_options(ref.sampler, dict(ref.options), "reference.sampler_options")
     size = _size(c.size)
     references: dict[str, Cell] = {}
@@ -591,6 +598,11 @@ def expand(config: SweepConfig | Mapping[str, Any] | str | Path, *, metrics: Seq
                             own_label if own is not None else "none",
                         )
                     )  # fmt: skip
+    checked: set[tuple[Any, ...]] = set()
+    for cell in references.values():
+        _check_run(cell.run, "reference", sd, checked)
+    for cell in measured:
+        _check_run(cell.run, "samplers", sd, checked)
     if c.reference == "highest":  # each group's own highest-step cell first: the others are measured against it
         measured.sort(key=lambda cell: cell.reference != cell.run)
     return [*references.values(), *measured]

@@ -52,6 +52,10 @@ def test_a1111_timestep_samplers_sweep_on_their_automatic_schedule(tmp_path, sam
         ({"sampler_options": {"eta": [0.5, -1.0]}, "samplers": ["Euler a"]}, "sampler_options.eta", ""),
         ({"size": "100000x100000"}, "size", "over the limit"),
         ({"size": [64, 64], "device": "meta"}, "device", ""),
+        # found by the fuzzing suite: the schedule resolved, so the grid passed, then the sampler refused the run
+        ({"samplers": ["DDIM"], "steps": [1, 2]}, "samplers", "single sigma"),
+        ({"samplers": ["dpm_fast"], "steps": [1, 2]}, "samplers", "nothing to integrate"),
+        ({"samplers": ["UniPC"], "schedules": ["Karras"]}, "samplers", "within the training table"),
     ],
 )
 def test_everything_checkable_is_checked_before_anything_is_written(tmp_path, change, key, words):
