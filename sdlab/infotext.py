@@ -7,7 +7,7 @@ pairs (``modules/infotext_utils.py`` ``parse_generation_parameters``, ``processi
 
 Here a params dict uses A1111's keys ("Steps", "CFG scale", ...) plus ``"prompt"`` and ``"negative_prompt"``;
 known keys carry Python values (``"Steps": 20``, ``"Size": (512, 768)``, ``"Tiling": True``), any other key a
-string. (Sizes may also be given as "512x768"; they read back as tuples.)
+string. (Sizes may also be given as "512x768"; they read back as tuples, or ``None`` for A1111's "-1x-1".)
 
 >>> text = format_infotext({"prompt": "a cat", "Steps": 20, "Sampler": "Euler a", "Size": (512, 512)})
 >>> print(text)
@@ -24,7 +24,7 @@ import numbers
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,17 +64,27 @@ DEFAULTS: dict[str, Any] = {
     "Schedule rho": 0.0,
 }
 
-# One "Key: value" pair: A1111's grammar. A key starts with a word character and runs on in word characters,
-# spaces, "-" and "/"; a value is a JSON string or anything up to the next comma.
+# One "Key: value" pair: A1111's grammar (its ``re_param_code``). A key starts with a word character and runs on in
+# word characters, spaces, "-" and "/"; a value is a JSON string followed by a comma or the end, else anything up to
+# the next comma. The JSON string is written as an unrolled loop: the same strings as A1111's ``(\\.|[^\\"])+``,
+# but a failed attempt backtracks in linear time. One match costs time linear in the text it covers.
 _PAIR = re.compile(
     r"""\s* (?P<key> \w [\w\ \-/]+ ) : \s*
-        (?P<value> " (?: \\. | [^\\"] )+ " | [^,]* )
+        (?P<value> "(?!") [^\\"]* (?: \\. [^\\"]* )* " (?= , | $ ) | [^,]* )
         (?: , | $ )""",
     re.VERBOSE,
 )
+# Where the next pair can start: a maximal run of key characters whose first word character begins a key (a
+# match attempt anywhere else in the run reaches the same run end, so fails or finds the same key). Anchoring at
+# run starts keeps a search linear; trying every position of a long run would be quadratic.
+_KEY_START = re.compile(r"(?<![\w \-/])[ \-/]*(?P<key>\w[\w \-/]+):")
+_BLANK = re.compile(r"\s*\Z")
+MAX_CHARS = 8 * 1024 * 1024  # the longest infotext parse_infotext reads; A1111's are a few kB
+MAX_INT_DIGITS = 4300  # Python's int() refuses longer digit strings (sys.int_info.default_max_str_digits)
 _KEY = re.compile(r"\w[\w \-/]+")
 _INT = re.compile(r"[+-]?\d+")
 _SIZE = re.compile(r"(\d+)x(\d+)")
+_UNSET_SIZE = re.compile(r"-?\d+x-?\d+")  # with a negative side: A1111's "not set" (checked after _SIZE)
 
 
 # -- value types: (check and write a Python value, read it back from text) --------------------------------------
@@ -89,6 +99,8 @@ def _write_int(v: Any) -> str:
 def _read_int(s: str) -> int:
     if not _INT.fullmatch(s):
         raise ValueError("an integer")
+    if len(s.lstrip("+-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of at most {MAX_INT_DIGITS} digits")
     return int(s)
 
 
@@ -127,11 +139,15 @@ def _write_size(v: Any) -> str:
     return f"{v[0]}x{v[1]}"
 
 
-def _read_size(s: str) -> tuple[int, int]:
+def _read_size(s: str) -> tuple[int, int] | None:
+    """``(width, height)``; ``None`` for a size with a negative side, which A1111 writes for "no size"
+    (its API's ``Seed resize from: -1x-1``) and reads as no value."""
     m = _SIZE.fullmatch(s)
     if m is None:
+        if _UNSET_SIZE.fullmatch(s):
+            return None
         raise ValueError("WxH, e.g. 512x768")
-    return int(m.group(1)), int(m.group(2))
+    return _read_int(m.group(1)), _read_int(m.group(2))
 
 
 def _write_str(v: Any) -> str:
@@ -236,7 +252,7 @@ def _unquote(key: str, text: str) -> str:
         try:
             return json.loads(text)
         except json.JSONDecodeError:
-            raise SdlabError("infotext value is a broken JSON string", field=key, value=text) from None
+            raise SdlabError("infotext value is a broken JSON string", field=key, value=_clip(text)) from None
     return text.strip()
 
 
@@ -295,21 +311,44 @@ def format_infotext(params: dict[str, Any]) -> str:
     return f"{prompt}{negative_line}\n{', '.join(pairs)}".strip()
 
 
-def _split_pairs(line: str) -> list[tuple[str, str]]:
-    """Every ``Key: value`` pair of a parameters line; anything else on the line is an error."""
-    pairs, pos = [], 0
-    while pos < len(line):
-        if not line[pos:].strip():
-            break
+def _clip(text: str, limit: int = 80) -> str:
+    """A value short enough to show in an error message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _search_pair(line: str, pos: int) -> re.Match[str] | None:
+    """The next pair at or after ``pos`` (a line start or just after a pair), as A1111's ``findall`` finds it.
+
+    Same key, value and end as A1111's regex search; the match may start later, past whitespace or characters
+    that cannot begin a key. Linear time, unlike a plain regex search that retries every start in a long run.
+    """
+    start = _KEY_START.search(line, pos)
+    return None if start is None else _PAIR.match(line, start.start("key"))
+
+
+def _count_pairs(line: str, enough: int) -> int:
+    """How many pairs A1111's ``findall`` finds in ``line``, counting no further than ``enough``."""
+    count, pos = 0, 0
+    while count < enough and (m := _search_pair(line, pos)) is not None:
+        count, pos = count + 1, m.end()
+    return count
+
+
+def _split_pairs(line: str) -> Iterator[tuple[str, str]]:
+    """Every ``Key: value`` pair of a parameters line, in order; anything else on the line is an error."""
+    pos = 0
+    while _BLANK.match(line, pos) is None:
         m = _PAIR.match(line, pos)
-        if m is None or m.end() == pos:
-            segment = line[pos:].split(",")[0].strip()
+        if m is None:
+            comma = line.find(",", pos)
+            segment = line[pos : comma if comma >= 0 else len(line)].strip()
             raise SdlabError(
-                "infotext parameter is not 'Key: value'", field=segment, hint="A1111 writes 'Key: value, Key: value'"
+                "infotext parameter is not 'Key: value'",
+                field=_clip(segment),
+                hint="A1111 writes 'Key: value, Key: value'",
             )
-        pairs.append((m.group("key"), m.group("value")))
+        yield m.group("key"), m.group("value")
         pos = m.end()
-    return pairs
 
 
 def _split_sampler(sampler: str) -> tuple[str, str | None]:
@@ -326,17 +365,29 @@ def _split_sampler(sampler: str) -> tuple[str, str | None]:
 def parse_infotext(text: str, *, defaults: bool = True) -> dict[str, Any]:
     """Read an A1111 infotext into a params dict (the inverse of :func:`format_infotext`).
 
-    Prompt lines are stripped, as A1111 strips them. Without a "Schedule type" key a sampler named like
-    "DPM++ 2M Karras" is split into sampler "DPM++ 2M" and schedule "Karras" (A1111's
+    Prompt lines are stripped, as A1111 strips them, and blank lines before the first text of the prompt or the
+    negative prompt are dropped (A1111 adds a line break only after text). Without a "Schedule type" key a
+    sampler named like "DPM++ 2M Karras" is split into sampler "DPM++ 2M" and schedule "Karras" (A1111's
     ``get_sampler_and_scheduler``, keeping the named schedule rather than folding it into "Automatic").
     With ``defaults`` the keys A1111 assumes when they are missing are filled in: Clip skip 1, RNG "GPU",
     Schedule type "Automatic", Schedule min/max sigma and rho 0. A value that does not read as its key's type
-    raises :class:`SdlabError` naming the field; unknown keys come back as strings.
+    raises :class:`SdlabError` naming the field; unknown keys come back as strings. A size with a negative side
+    (A1111's API writes ``Seed resize from: -1x-1`` for "no resize") reads as ``None``, as A1111 ignores it.
+
+    Time is linear in the length of ``text``, whatever it holds; a text over ``MAX_CHARS`` (8 MiB characters,
+    some thousand times a real infotext) is refused with :class:`SdlabError`, as is anything that is not a str.
+    Any other input that cannot be read raises :class:`SdlabError` too, never another exception.
     """
     if not isinstance(text, str):
         raise SdlabError("infotext must be a string", type=type(text).__name__)
+    if len(text) > MAX_CHARS:
+        raise SdlabError(
+            f"infotext is longer than {MAX_CHARS:,} characters",
+            chars=len(text),
+            hint="an A1111 infotext is a few kB; this is not one",
+        )
     *lines, last = text.replace("\r\n", "\n").strip().split("\n")
-    if sum(1 for _ in _PAIR.finditer(last)) < 3:  # A1111: fewer than three pairs means no parameters line
+    if _count_pairs(last, 3) < 3:  # A1111: fewer than three pairs means no parameters line
         lines, last = [*lines, last], ""
 
     prompt, negative, in_negative = [], [], False
@@ -344,19 +395,21 @@ def parse_infotext(text: str, *, defaults: bool = True) -> dict[str, Any]:
         line = line.strip()
         if line.startswith(NEGATIVE):
             in_negative, line = True, line[len(NEGATIVE) :].strip()
-        (negative if in_negative else prompt).append(line)
+        part = negative if in_negative else prompt
+        if line or part:  # A1111 joins lines with "\n" only once the text is not empty: leading blank lines drop
+            part.append(line)
     params: dict[str, Any] = {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative)}
 
     for key, raw in _split_pairs(last):
         if key in params:
-            raise SdlabError("infotext has a key twice", field=key)
+            raise SdlabError("infotext has a key twice", field=_clip(key))
         value = _unquote(key, raw)
         if key in KEY_TYPES:
             try:
                 value = KEY_TYPES[key][1](value)
             except ValueError as e:
-                hint = closest(value, RNG_SOURCES) if key == "RNG" else None
-                raise SdlabError(f"infotext field must be {e}", field=key, value=value, hint=hint) from None
+                hint = closest(value, RNG_SOURCES) if key == "RNG" and len(value) < 100 else None
+                raise SdlabError(f"infotext field must be {e}", field=key, value=_clip(value), hint=hint) from None
         params[key] = value
 
     if "Sampler" in params and "Schedule type" not in params:

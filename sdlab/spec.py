@@ -6,13 +6,21 @@ Every saved image and every results row carries one, so any result can be reprod
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import platform
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["RunSpec", "versions"]
+from sdlab.errors import SdlabError
+
+if TYPE_CHECKING:
+    from sdlab.samplers.catalogue import ResolvedSampler, SamplerInfo
+
+__all__ = ["RunSpec", "versions", "A1111Names", "a1111_names", "from_a1111", "A1111_SCHEDULES", "SDLAB_OPTIONS_KEY"]
 
 
 @cache
@@ -86,17 +94,24 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def to_a1111(self) -> dict[str, Any]:
-        """A1111 infotext parameters (``prompt``, ``negative_prompt`` and A1111's keys)."""
+        """A1111 infotext parameters (``prompt``, ``negative_prompt`` and A1111's keys).
+
+        The sampler and schedule are named as :func:`a1111_names` decides: under A1111's labels only where A1111
+        runs them the same way, otherwise under sdlab's names tagged "(ComfyUI)" or "(sdlab)", which A1111 does
+        not know, with their options in an "sdlab options" key. :func:`from_a1111` reads either back.
+        """
+        from sdlab.rng import sampler_uses_ensd
         from sdlab.samplers.catalogue import resolve_sampler
 
         resolved = resolve_sampler(self.sampler)
         opts = dict(self.sampler_options)
+        names = a1111_names(resolved, self.schedule, opts)
         p: dict[str, Any] = {
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
             "Steps": self.steps,
-            "Sampler": resolved.info.a1111 or resolved.label,
-            "Schedule type": _a1111_schedule_label(self.schedule),
+            "Sampler": names.sampler,
+            "Schedule type": names.schedule,
             "CFG scale": self.cfg,
             "Seed": self.seed,
             "Size": f"{self.width}x{self.height}",
@@ -105,22 +120,25 @@ class RunSpec:
             "Clip skip": self.clip_skip if self.clip_skip != 1 else None,
             "RNG": self.rng if self.rng != "GPU" else None,
         }
-        eta = opts.get("eta")
-        if eta is not None:
-            key = "Eta DDIM" if resolved.info.a1111_eta == "ddim" else "Eta"
-            default = 0.0 if key == "Eta DDIM" else 1.0
-            if eta != default:
-                p[key] = eta
-        if self.ensd and resolved.info.uses_ensd and eta != 0:
-            p["ENSD"] = self.ensd
-        for name, label in (
-            ("s_churn", "Sigma churn"),
-            ("s_tmin", "Sigma tmin"),
-            ("s_tmax", "Sigma tmax"),
-            ("s_noise", "Sigma noise"),
-        ):
-            if name in opts:
-                p[label] = opts[name]
+        if names.sampler_is_a1111:  # A1111's keys, as A1111 writes them for this sampler
+            info, carried = resolved.info, _carried_options(resolved.info)
+            default_eta = resolve_sampler(names.sampler_name).options.get("eta")
+            if "eta" in opts and "eta" in carried and opts["eta"] != default_eta:
+                p["Eta DDIM" if info.a1111_eta == "ddim" else "Eta"] = opts["eta"]
+            effective = _effective_options(info, opts)
+            a1111_writes = sampler_uses_ensd(uses_ensd=info.uses_ensd, eta=effective.get("eta", 1.0))
+            if self.ensd and (a1111_writes or _draws_image_noise(info, effective)):
+                p["ENSD"] = self.ensd  # A1111 omits it for Euler with churn, Restart, LCM, yet seeds their noise
+            for name, label in _OPTION_KEYS.items():
+                if name in opts and name in carried:
+                    p[label] = opts[name]
+        else:  # sdlab's own key, exact: the options that differ from those the written name implies
+            implied = resolve_sampler(names.sampler_name).options
+            extra = {k: v for k, v in sorted(opts.items()) if k not in implied or implied[k] != v}
+            if extra:
+                p[SDLAB_OPTIONS_KEY] = json.dumps(extra, sort_keys=True, default=str)
+            if self.ensd:
+                p["ENSD"] = self.ensd
         for name, label in (
             ("sigma_min", "Schedule min sigma"),
             ("sigma_max", "Schedule max sigma"),
@@ -132,23 +150,263 @@ class RunSpec:
         return {k: v for k, v in p.items() if v is not None}
 
 
-_A1111_SCHEDULE_LABELS = {
+# -- Naming a run's sampler and schedule in A1111's infotext -----------------------------------------------------
+
+# sdlab's canonical schedule -> A1111's label, for every schedule A1111 computes as sdlab does under that label
+# (sdlab.schedules: Normal/normal, SGM Uniform, Simple, DDIM, Karras, Exponential match both front ends). The
+# rest are not A1111's: beta_comfy (timestep lookup, not A1111's lerp), kl_optimal_comfy (steps sigmas then 0, not
+# A1111's steps+1 ending at sigma_min), align_your_steps_comfy, linear_quadratic, laplace, vp.
+A1111_SCHEDULES: dict[str, str] = {
     "automatic": "Automatic",
     "uniform": "Uniform",
     "karras": "Karras",
     "exponential": "Exponential",
     "polyexponential": "Polyexponential",
     "sgm_uniform": "SGM Uniform",
-    "kl_optimal": "KL Optimal",
     "kl_optimal_a1111": "KL Optimal",
-    "align_your_steps": "Align Your Steps",
+    "align_your_steps_a1111": "Align Your Steps",
     "simple": "Simple",
     "normal": "Normal",
-    "ddim": "DDIM",
-    "beta": "Beta",
+    "ddim_uniform": "DDIM",
     "beta_a1111": "Beta",
+}
+# A1111 runs these its own way under any name or option: its timestep samplers (fixed timesteps, VP-scaled start
+# and end), DPM fast / adaptive (the model's own sigma range, eta 1), LCM (its own denoiser and 50 timesteps) and
+# DDIM CFG++ (CFG scale / 12.5). A run of the same algorithm under a ComfyUI name is not A1111's.
+_A1111_OWN_WAY = frozenset({"dpm_fast", "dpm_adaptive", "lcm", "ddim_cfgpp"})
+# Sampler options A1111's infotext carries (A1111 forwards them where the sampler takes them); "eta" too.
+_OPTION_KEYS = {"s_churn": "Sigma churn", "s_tmin": "Sigma tmin", "s_tmax": "Sigma tmax", "s_noise": "Sigma noise"}
+SDLAB_OPTIONS_KEY = "sdlab options"  # JSON of the options of a sampler written under its sdlab name
+_TAGGED = re.compile(r"(?P<name>.+) \((?P<tag>ComfyUI|sdlab)\)", re.S)
+
+
+@dataclass(frozen=True)
+class A1111Names:
+    """How an infotext names a run's sampler and schedule (see :func:`a1111_names`)."""
+
+    sampler: str  # the "Sampler" value
+    schedule: str  # the "Schedule type" value
+    sampler_name: str  # the sampler name inside it, as sdlab resolves it (the A1111 label, or the tagged name)
+    sampler_is_a1111: bool  # written under A1111's label: A1111 runs the same sampler with the same options
+
+
+def a1111_names(sampler: str | ResolvedSampler, schedule: str, options: dict[str, Any]) -> A1111Names:
+    """The "Sampler" and "Schedule type" an infotext gives a run: A1111's labels only where A1111 runs the same.
+
+    The one place that decides. ``sampler`` and ``schedule`` are as the run named them, ``options`` the sampler
+    options in effect (``RunSpec.sampler_options``). The rule: an infotext must not claim A1111 semantics that
+    were not used.
+
+    * Sampler: A1111's label when the run's algorithm has one and A1111, reading that label and the keys it
+      writes (Eta, Sigma churn/tmin/tmax/noise), runs it with the same effective options (function defaults
+      filled in) and the same sigma handling: same discard-penultimate rule, and not one of the samplers A1111
+      runs its own way (DDIM, PLMS, UniPC, DPM fast, DPM adaptive, LCM, DDIM CFG++) under a ComfyUI name.
+      Otherwise the name that ran tagged ``"dpm_fast (ComfyUI)"`` (a ComfyUI name), ``"DPM++ 2M SDE (sdlab)"``
+      (A1111's sampler with options A1111 cannot write), or a ``"diffusers:..."`` name as it is.
+    * Schedule: the schedule named by the sampler (``"DPM++ 2M SDE Karras"``) when the schedule is Automatic;
+      then A1111's label from :data:`A1111_SCHEDULES`, else sdlab's canonical name tagged ``"beta_comfy
+      (ComfyUI)"`` or ``"vp (sdlab)"``.
+
+    A1111 knows neither tagged form (its sampler lookup is by exact label; its schedule lookup by label or its own
+    lowercase names such as "beta", which is why the ComfyUI schedule is written "beta_comfy (ComfyUI)"), so it
+    does not mistake the run for one of its own.
+
+    ============================================================  ==============================================
+    ran as                                                        written
+    ============================================================  ==============================================
+    euler, euler_ancestral, heun, lms, dpm_2, dpm_2_ancestral,    A1111's label ("Euler", "Euler a", ...): same
+    dpmpp_2m, dpmpp_sde, dpmpp_2m_sde(_heun), dpmpp_2s_ancestral  algorithm; eta defaults to 1 in both
+    dpm_fast, dpm_adaptive                                        "dpm_fast (ComfyUI)": eta 0 and the schedule's
+                                                                  range, A1111: eta 1 and the model's range
+    dpmpp_3m_sde                                                  "dpmpp_3m_sde (ComfyUI)": A1111 drops the
+                                                                  penultimate sigma, ComfyUI does not
+    uni_pc                                                        "uni_pc (ComfyUI)": A1111 runs UniPC on its
+                                                                  own timesteps and keeps the penultimate sigma
+    ddim, and every ComfyUI-only sampler                          "ddim (ComfyUI)", "deis (ComfyUI)", ...
+    karras, exponential, polyexponential, normal, simple,         A1111's label ("Karras", ...): same sigmas
+    sgm_uniform, ddim_uniform, uniform
+    beta, kl_optimal, AlignYourStepsScheduler (ComfyUI's)         "beta_comfy (ComfyUI)", ...: A1111's Beta,
+                                                                  KL Optimal and AYS compute other sigmas
+    Beta, KL Optimal, Align Your Steps (A1111's)                  A1111's label
+    ============================================================  ==============================================
+    """
+    from sdlab.samplers.catalogue import resolve_sampler
+    from sdlab.schedules import _resolve as resolve_schedule  # the one schedule-name resolver
+    from sdlab.schedules import list_schedules
+
+    resolved = resolve_sampler(sampler)
+    info = resolved.info
+    is_a1111 = _runs_as_in_a1111(resolved, options)
+    if is_a1111:
+        sampler_name = sampler_text = info.a1111 or info.key
+    elif resolved.flavour == "diffusers":
+        sampler_name = sampler_text = resolved.name
+    elif resolved.flavour == "a1111":
+        sampler_name = info.a1111 or info.key
+        sampler_text = f"{sampler_name} (sdlab)"
+    else:
+        sampler_name = resolved.label
+        sampler_text = f"{sampler_name} (ComfyUI)"
+
+    canonical = resolve_schedule(schedule, None)
+    if canonical == "automatic" and resolved.schedule:
+        canonical = resolve_schedule(resolved.schedule, None)
+    if canonical in A1111_SCHEDULES:
+        schedule_text = A1111_SCHEDULES[canonical]
+    else:
+        source = next(s.source for s in list_schedules() if s.name == canonical)
+        schedule_text = f"{canonical} ({'ComfyUI' if source == 'ComfyUI' else 'sdlab'})"
+    return A1111Names(sampler_text, schedule_text, sampler_name, is_a1111)
+
+
+def _runs_as_in_a1111(resolved: ResolvedSampler, options: dict[str, Any]) -> bool:
+    """Whether A1111, given the algorithm's A1111 label and the option keys it writes, runs what ran."""
+    from sdlab.samplers.catalogue import resolve_sampler
+
+    info = resolved.info
+    if info.a1111 is None or resolved.flavour == "diffusers":
+        return False
+    a1111 = resolve_sampler(info.a1111)
+    if resolved.flavour != "a1111" and (
+        info.timesteps or info.key in _A1111_OWN_WAY or resolved.discard_penultimate != a1111.discard_penultimate
+    ):
+        return False
+    carried = {k: v for k, v in options.items() if k in _carried_options(info)}
+    return _effective_options(info, options) == _effective_options(info, {**a1111.options, **carried})
+
+
+def _carried_options(info: SamplerInfo) -> set[str]:
+    """The options A1111's infotext can carry for this sampler (and A1111 passes on to it)."""
+    return {*(["eta"] if info.a1111_eta else []), *(k for k in info.a1111_extra if k in _OPTION_KEYS)}
+
+
+def _draws_image_noise(info: SamplerInfo, effective: dict[str, Any]) -> bool:
+    """Whether the sampler draws noise from the image's generator after the initial noise (which ENSD re-seeds)."""
+    if info.brownian:  # Brownian-tree samplers draw from their own trees
+        return False
+    if "eta" in effective:  # ancestral steps, DDIM's eta
+        return effective["eta"] != 0
+    if info.stochastic == "churn":
+        return effective.get("s_churn", 0) > 0
+    return info.stochastic == "yes"
+
+
+def _effective_options(info: SamplerInfo, options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword options the sampler function runs with: its defaults, overridden by ``options``."""
+    params = inspect.signature(info.fn).parameters.values()
+    skip = {"extra_args", "callback", "noise_sampler", "disable"}
+    defaults = {p.name: p.default for p in params if p.default is not p.empty and p.name not in skip}
+    return {**defaults, **options}
+
+
+# -- Reading an infotext back into a run ----------------------------------------------------------------------
+
+# Keys of image-changing A1111 features sdlab.generate does not run, and whether a value means the feature is used.
+_NOT_RUN: dict[str, Callable[[Any], bool]] = {
+    "Variation seed strength": lambda v: v != 0,
+    "Seed resize from": lambda v: isinstance(v, tuple) and min(v) > 0,  # A1111 resizes only to a positive size
+    "Denoising strength": lambda v: True,  # hires fix or img2img
+    "Hires upscale": lambda v: True,
+    "Hires resize": lambda v: True,
+    "Hires steps": lambda v: True,
+    "Beta schedule alpha": lambda v: v != 0.6,  # generate runs A1111's default 0.6
+    "Beta schedule beta": lambda v: v != 0.6,
+    "Tiling": lambda v: v is True,
 }
 
 
-def _a1111_schedule_label(schedule: str) -> str:
-    return _A1111_SCHEDULE_LABELS.get(schedule.lower().replace(" ", "_"), schedule)
+def from_a1111(params: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for :func:`sdlab.generate` that re-run the image an infotext describes.
+
+    ``params`` is what :func:`sdlab.infotext.parse_infotext` returns. Names are read as A1111 reads them: an A1111
+    sampler label is A1111's sampler, a schedule name A1111 knows ("Beta", or its own "beta") is A1111's schedule,
+    and a schedule in the sampler's name ("DPM++ 2M Karras") wins over "Schedule type". The tagged names
+    :func:`a1111_names` writes for runs A1111 cannot describe ("dpm_fast (ComfyUI)", "beta_comfy (ComfyUI)") read
+    back as sdlab names, with their options from the "sdlab options" key. Other names are resolved by sdlab's
+    rules. The model is not included (pass ``model=``). Raises :class:`SdlabError` when there is no Seed, for
+    unknown names, and for features that change the image which ``generate`` does not run (variation seeds, seed
+    resize, hires fix, img2img, tiling).
+
+    >>> from sdlab.infotext import parse_infotext
+    >>> kw = from_a1111(parse_infotext("a cat\\nSteps: 20, Sampler: DPM++ 2M Karras, Seed: 7, Eta: 0.5"))
+    >>> kw["sampler"], kw["schedule"], kw["steps"], kw["seeds"]
+    ('DPM++ 2M', 'Karras', 20, [7])
+    """
+    from sdlab.infotext import SCHEDULE_LABELS, _split_sampler
+    from sdlab.samplers.catalogue import resolve_sampler
+    from sdlab.schedules import _resolve as resolve_schedule
+
+    if not isinstance(params, dict):
+        raise SdlabError("params must be a dict from parse_infotext", type=type(params).__name__)
+    for key, used in _NOT_RUN.items():
+        if params.get(key) is not None and used(params[key]):
+            raise SdlabError(
+                f"sdlab.generate does not run A1111's {key!r}",
+                field=key,
+                value=params[key],
+                hint="re-run it in A1111, or drop the key to run without it",
+            )
+    if not isinstance(params.get("Seed"), int):
+        raise SdlabError("the infotext has no Seed", hint="A1111 writes 'Seed: N'; add it")
+
+    sampler = params.get("Sampler") or "DPM++ 2M"  # A1111's default sampler
+    schedule = params.get("Schedule type") or "Automatic"
+    sampler_tag = _TAGGED.fullmatch(sampler) if isinstance(sampler, str) else None
+    schedule_tag = _TAGGED.fullmatch(schedule) if isinstance(schedule, str) else None
+    if not isinstance(sampler, str) or not isinstance(schedule, str):
+        raise SdlabError("Sampler and Schedule type must be strings", sampler=sampler, schedule=schedule)
+    if sampler_tag:
+        sampler = sampler_tag.group("name")
+    else:
+        sampler, carried_schedule = _split_sampler(sampler)  # A1111: a schedule in the sampler's name wins
+        if carried_schedule is not None:
+            schedule = carried_schedule
+    if schedule_tag:
+        schedule = schedule_tag.group("name")
+    else:  # A1111's lookup: one of its labels or its own lowercase names
+        labels = {n: label for label, name, aliases in SCHEDULE_LABELS for n in (label, name, *aliases)}
+        schedule = labels.get(schedule, schedule)
+    resolved = resolve_sampler(sampler)
+    resolve_schedule(schedule, params.get("Steps"))  # unknown names raise here, naming the schedule
+
+    options: dict[str, Any] = {}
+    info = resolved.info
+    if not sampler_tag:  # A1111's keys, where A1111 passes them to this sampler
+        eta_key = "Eta DDIM" if info.a1111_eta == "ddim" else "Eta"
+        if info.a1111_eta and params.get(eta_key) is not None:
+            options["eta"] = params[eta_key]
+        for name, label in _OPTION_KEYS.items():
+            if name in info.a1111_extra and params.get(label) is not None:
+                options[name] = params[label]
+    if params.get(SDLAB_OPTIONS_KEY):
+        try:
+            extra = json.loads(params[SDLAB_OPTIONS_KEY])
+        except (TypeError, ValueError):
+            extra = None
+        if not isinstance(extra, dict):
+            raise SdlabError(
+                f"{SDLAB_OPTIONS_KEY!r} must be a JSON object", field=SDLAB_OPTIONS_KEY, value=params[SDLAB_OPTIONS_KEY]
+            )
+        options.update(extra)
+
+    size = params.get("Size")
+    kwargs: dict[str, Any] = {
+        "prompt": params.get("prompt", ""),
+        "negative_prompt": params.get("negative_prompt", ""),
+        "sampler": sampler,
+        "schedule": schedule,
+        "steps": params.get("Steps", 20),
+        "cfg": params.get("CFG scale", 7.0),
+        "seeds": [params["Seed"]],
+        "size": tuple(size) if isinstance(size, (tuple, list)) else None,
+        "clip_skip": params.get("Clip skip", 1),
+        "rng": params.get("RNG", "GPU"),
+        "ensd": params.get("ENSD", 0),
+        "sigma_min": params.get("Schedule min sigma") or None,
+        "sigma_max": params.get("Schedule max sigma") or None,
+        "rho": params.get("Schedule rho") or None,
+        **options,
+    }
+    if params.get("Discard penultimate sigma"):
+        kwargs["always_discard_penultimate"] = True
+    return kwargs

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
+import re
+import signal
+import time
 
 import pytest
+import torch
 from PIL import Image
 
 from sdlab.errors import SdlabError
-from sdlab.infotext import format_infotext, parse_infotext, read_png, write_png
+from sdlab.infotext import (
+    MAX_CHARS,
+    SCHEDULE_LABELS,
+    _count_pairs,
+    _split_pairs,
+    format_infotext,
+    parse_infotext,
+    read_png,
+    write_png,
+)
 
 # An infotext as A1111 v1.10 create_infotext writes it: Euler a with a chosen Karras schedule and rho, NV RNG,
 # ENSD (Euler a uses it and eta != 0), a variation seed, a LoRA (its hashes are JSON-quoted: they hold a
@@ -262,3 +277,288 @@ def test_png_bad_inputs(tmp_path):
     Image.new("RGB", (2, 2)).save(tmp_path / "real.jpg")
     with pytest.raises(SdlabError, match="not a PNG"):
         read_png(tmp_path / "real.jpg")
+
+
+# -- parse_infotext: linear time, A1111's pair grammar, only SdlabError (issue #14) ------------------------------
+
+# The pair grammar as a plain backtracking regex (A1111's re_param_code, which sdlab used to search with): the
+# reference the linear-time reader must agree with, match for match.
+REFERENCE_PAIR = re.compile(r"""\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)""")
+
+MB = 1_000_000
+ADVERSARIAL = {  # infotexts of about n characters that a backtracking reader takes quadratic time on
+    "one word": lambda n: "x" * n,
+    "key characters": lambda n: "a b-c/d " * (n // 8),
+    "commas": lambda n: "ab," * (n // 3),
+    "unbalanced quotes": lambda n: '"' * n,
+    "keys and colons": lambda n: "ab: " * (n // 4),
+    "colons without keys": lambda n: ": " * (n // 2),
+    "nested quotes": lambda n: 'Steps: 1, Seed: 2, Model: "' + 'a \\"b: \\"c, ' * (n // 13) + '"',
+    "open JSON string": lambda n: 'Steps: 1, Seed: 2, Model: "' + "a" * n,
+    "open escapes": lambda n: 'Steps: 1, Seed: 2, Model: "' + "\\" * n,
+    "newlines": lambda n: "a\n" * (n // 2),
+    "backslashes": lambda n: "\\" * n,
+    "many pairs": lambda n: "p\n" + "".join(f"K{i}: {i}, " for i in range(n // 14)),
+    "many quoted pairs": lambda n: "p\n" + "".join(f'K{i}: "a, b", ' for i in range(n // 18)),
+    "negative prompt lines": lambda n: "Negative prompt: x\n" * (n // 19),
+    "long number": lambda n: "p\nSteps: 1, Seed: 2, CFG scale: " + "1" * n,
+}
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Fail (rather than hang for hours) when the block runs longer than ``seconds``."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _parse_seconds(text: str) -> float:
+    start = time.process_time()
+    with _deadline(20), contextlib.suppress(SdlabError):
+        parse_infotext(text)
+    return time.process_time() - start
+
+
+@pytest.mark.parametrize("shape", list(ADVERSARIAL))
+def test_parse_time_is_linear_on_adversarial_text(shape):
+    """1 MB and 4 MB parse in well under a second each here (quadratic before: 6.6 s at 40 kB, hours at 1 MB)."""
+    one, four = ADVERSARIAL[shape](MB), ADVERSARIAL[shape](4 * MB)
+    t1, t4 = _parse_seconds(one), _parse_seconds(four)
+    assert t1 < 2.0 and t4 < 8.0, (t1, t4)
+    assert t4 < 8 * max(t1, 0.05), (t1, t4)  # linear: 4x the text, about 4x the time (quadratic: 16x)
+
+
+def test_text_over_the_size_limit_is_refused():
+    assert MAX_CHARS >= 8 * 2**20
+    with pytest.raises(SdlabError, match="longer than"):
+        parse_infotext("x" * (MAX_CHARS + 1))
+
+
+def _random_lines(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    pieces = ["a", "b1", "_", " ", "-", "/", ":", ",", '"', "\\", "\t", "\r", "\u00a0", "é", "٣", "ab: ", ", ", '"x"']
+    return ["".join(rng.choice(pieces) for _ in range(rng.randrange(30))) for _ in range(count)]
+
+
+def test_pairs_are_found_as_the_backtracking_grammar_finds_them():
+    for line in _random_lines(4000, seed=14):
+        assert _count_pairs(line, 10**9) == len(REFERENCE_PAIR.findall(line)), line
+        chain, pos = [], 0
+        while line[pos:].strip():  # the strict reading: pairs back to back, nothing else
+            m = REFERENCE_PAIR.match(line, pos)
+            if m is None:
+                chain = None
+                break
+            chain.append(m.groups())
+            pos = m.end()
+        if chain is None:
+            with pytest.raises(SdlabError, match="not 'Key: value'"):
+                list(_split_pairs(line))
+        else:
+            assert list(_split_pairs(line)) == chain, line
+
+
+@pytest.mark.parametrize("text", [None, b"Steps: 1, Seed: 2, Sampler: Euler", 3, 1.5, ["a"], {"Steps": 1}])
+def test_parse_refuses_what_is_not_a_string(text):
+    with pytest.raises(SdlabError, match="must be a string"):
+        parse_infotext(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "p\nSteps: 1, Seed: " + "9" * 5000 + ", Sampler: Euler",  # longer than Python's int() reads
+        "p\nSteps: 1, Seed: 2, Size: " + "9" * 5000 + "x1",
+        'p\nSteps: 1, Seed: 2, RNG: "' + "x" * 10000 + '"',
+        'p\nSteps: 1, Seed: 2, Model: "\\ud800 \\u12"',
+    ],
+)
+def test_unreadable_values_raise_sdlab_error_with_a_short_message(text):
+    with pytest.raises(SdlabError) as err:
+        parse_infotext(text)
+    assert "Exceeds the limit" not in str(err.value) and len(str(err.value)) < 400
+
+
+def test_blank_lines_before_the_text_of_a_prompt_drop_as_in_a1111():
+    """A1111 joins lines with a line break only once the text is not empty; later blank lines stay."""
+    parsed = parse_infotext("a\n\nb\n\nNegative prompt:\n\n  bad \n\nworse\n\nSteps: 1, Seed: 2, Sampler: Euler")
+    assert (parsed["prompt"], parsed["negative_prompt"]) == ("a\n\nb\n", "bad\n\nworse\n")
+
+
+# -- A1111's "no size" (issue #15, defect 3) ---------------------------------------------------------------------
+
+
+def test_a1111_api_no_resize_value_reads_as_none():
+    text = "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Seed resize from: -1x-1"
+    parsed = parse_infotext(text, defaults=False)
+    assert parsed["Seed resize from"] is None and parsed["Size"] == (512, 512)
+    assert "Seed resize from" not in format_infotext(parsed)  # None is "not given", as A1111 reads it
+
+
+def test_a1111_api_no_resize_value_reruns():
+    from sdlab.spec import from_a1111
+
+    text = "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Seed resize from: -1x-1"
+    assert from_a1111(parse_infotext(text))["seeds"] == [1]
+    with pytest.raises(SdlabError, match="Seed resize from"):  # a real resize is not something generate runs
+        from_a1111(parse_infotext(text.replace("-1x-1", "768x512")))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("-1x-1", None), ("-1x512", None), ("0x0", (0, 0)), ("0x512", (0, 512))]
+)
+def test_size_values_a1111_writes(value, expected):
+    parsed = parse_infotext(f"cat\nSteps: 20, Sampler: Euler, Seed: 1, Hires resize: {value}")
+    assert parsed["Hires resize"] == expected
+
+
+# -- naming the sampler and schedule that ran (issue #14) --------------------------------------------------------
+
+A1111_SCHEDULE_NAMES = {n for label, name, aliases in SCHEDULE_LABELS for n in (label, name, *aliases)}
+
+
+def _rerun(result):
+    """Save the result's infotext, read it back, and run what it describes."""
+    import sdlab
+    from sdlab.spec import from_a1111
+
+    text = format_infotext(result.specs[0].to_a1111())
+    kwargs = from_a1111(parse_infotext(text))
+    return text, kwargs, sdlab.generate(kwargs.pop("prompt"), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "schedule", "options", "written"),
+    [
+        # ComfyUI semantics A1111 does not have under these names: written so A1111 cannot mistake them
+        ("dpm_fast", "Automatic", {}, ("dpm_fast (ComfyUI)", "Automatic")),
+        ("dpm_fast", "karras", {"eta": 1.0}, ("dpm_fast (ComfyUI)", "Karras")),  # A1111's eta, not its range
+        ("dpm_adaptive", "karras", {}, ("dpm_adaptive (ComfyUI)", "Karras")),
+        ("euler", "beta", {}, ("Euler", "beta_comfy (ComfyUI)")),
+        ("euler", "kl_optimal", {}, ("Euler", "kl_optimal_comfy (ComfyUI)")),
+        ("euler", "AlignYourStepsScheduler", {}, ("Euler", "align_your_steps_comfy (ComfyUI)")),
+        ("dpmpp_3m_sde", "karras", {}, ("dpmpp_3m_sde (ComfyUI)", "Karras")),  # A1111 drops the penultimate sigma
+        ("ddim", "normal", {}, ("ddim (ComfyUI)", "Normal")),  # ComfyUI's ddim is Euler steps
+        ("deis", "linear_quadratic", {}, ("deis (ComfyUI)", "linear_quadratic (ComfyUI)")),
+        ("DPM++ SDE", "Automatic", {"r": 0.3}, ("DPM++ SDE (sdlab)", "Automatic")),  # an option A1111 cannot write
+        # exactly A1111's: A1111's labels
+        ("Euler", "Beta", {}, ("Euler", "Beta")),
+        ("Euler a", "KL Optimal", {}, ("Euler a", "KL Optimal")),
+        ("euler", "karras", {}, ("Euler", "Karras")),
+        ("euler_ancestral", "normal", {}, ("Euler a", "Normal")),  # eta 1 in both
+        ("euler_ancestral", "sgm_uniform", {"eta": 0.5}, ("Euler a", "SGM Uniform")),  # with "Eta: 0.5"
+        ("dpmpp_2m", "Automatic", {}, ("DPM++ 2M", "Automatic")),
+        ("dpmpp_2m_sde_gpu", "exponential", {}, ("DPM++ 2M SDE", "Exponential")),
+        ("DPM++ 2M SDE Karras", "Automatic", {}, ("DPM++ 2M SDE", "Karras")),  # not Automatic: that is Exponential
+        ("DDIM", "Automatic", {}, ("DDIM", "Automatic")),
+        ("Euler", "simple", {"s_churn": 0.5}, ("Euler", "Simple")),  # churn noise is seeded with ENSD too
+    ],
+)
+def test_saved_infotext_names_what_ran_and_reruns_the_same_image(sampler, schedule, options, written):
+    import sdlab
+    from sdlab.generation import load, schedule_for
+    from sdlab.samplers.catalogue import A1111_SAMPLERS, resolve_sampler
+    from sdlab.spec import _effective_options
+
+    first = sdlab.generate("a red fox", sampler=sampler, schedule=schedule, steps=3, seeds=[5], ensd=31337, **options)
+    text, kwargs, again = _rerun(first)
+    params = parse_infotext(text)
+    assert (params["Sampler"], params["Schedule type"]) == written, text
+    if written[0] not in A1111_SAMPLERS:  # A1111's lookups do not know the name, so cannot claim it
+        assert not written[0].endswith(tuple(f" {n}" for n in A1111_SCHEDULE_NAMES))
+    assert (written[1] in A1111_SCHEDULE_NAMES) == (not written[1].endswith(")"))
+
+    spec, respec = first.specs[0], again.specs[0]
+    ran, reran = resolve_sampler(spec.sampler), resolve_sampler(respec.sampler)
+    flavour = "a1111" if written[0] in A1111_SAMPLERS else ran.flavour
+    assert (reran.info.key, reran.flavour) == (ran.info.key, flavour)
+    # the same options in effect (the sampler function's defaults filled in) and the same sigmas
+    effective = _effective_options(ran.info, dict(spec.sampler_options))
+    assert _effective_options(reran.info, dict(respec.sampler_options)) == effective
+    model = load()  # the embedded model both ran on
+    assert torch.equal(schedule_for(ran, spec.schedule, 3, model)[0], schedule_for(reran, respec.schedule, 3, model)[0])
+    assert torch.equal(first.latents, again.latents)  # so re-running gives the same image
+
+
+def test_every_comfy_sampler_name_is_written_as_a1111_only_when_a1111_runs_it_the_same():
+    from sdlab.samplers.catalogue import SAMPLERS, resolve_sampler
+    from sdlab.spec import a1111_names
+
+    same_in_a1111 = {
+        "euler", "euler_ancestral", "heun", "lms", "dpm_2", "dpm_2_ancestral", "dpmpp_2m", "dpmpp_sde",
+        "dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_2s_ancestral",
+    }  # fmt: skip
+    for info in SAMPLERS.values():
+        for name in info.comfy:
+            resolved = resolve_sampler(name)
+            names = a1111_names(resolved, "Automatic", resolved.options)
+            assert names.sampler_is_a1111 == (info.key in same_in_a1111), name
+            assert names.sampler == (info.a1111 if info.key in same_in_a1111 else f"{info.comfy[0]} (ComfyUI)")
+        if info.a1111:  # A1111's own names are A1111's
+            assert a1111_names(info.a1111, "Automatic", resolve_sampler(info.a1111).options).sampler == info.a1111
+
+
+def test_schedule_table_covers_a1111s_schedules_and_nothing_else():
+    from sdlab.schedules import list_schedules
+    from sdlab.spec import A1111_SCHEDULES
+
+    assert sorted(A1111_SCHEDULES.values()) == sorted(label for label, _, _ in SCHEDULE_LABELS)
+    sources = {s.name: s.source for s in list_schedules()}
+    assert all(sources[name] in ("A1111", "both") for name in A1111_SCHEDULES)
+    assert {name for name, source in sources.items() if source == "A1111"} <= set(A1111_SCHEDULES)
+
+
+def test_from_a1111_reads_names_as_a1111_does():
+    from sdlab.spec import from_a1111
+
+    def names(line):
+        kw = from_a1111(parse_infotext("cat\n" + line))
+        return kw["sampler"], kw["schedule"]
+
+    assert names("Steps: 20, Sampler: Euler, Schedule type: beta, Seed: 1") == ("Euler", "Beta")  # A1111's own name
+    assert names("Steps: 20, Sampler: Euler, Schedule type: kl_optimal, Seed: 1") == ("Euler", "KL Optimal")
+    # A1111 takes a schedule in the sampler's name over the Schedule type key
+    assert names("Steps: 20, Sampler: DPM++ 2M Karras, Schedule type: Exponential, Seed: 1") == ("DPM++ 2M", "Karras")
+    assert names("Steps: 20, Sampler: dpm_fast (ComfyUI), Schedule type: beta_comfy (ComfyUI), Seed: 1") == (
+        "dpm_fast",
+        "beta_comfy",
+    )
+    kw = from_a1111(parse_infotext(A1111_TEXT.replace("Variation seed: 42, Variation seed strength: 0.3, ", "")))
+    assert {k: kw[k] for k in ("sampler", "schedule", "steps", "cfg", "seeds", "size", "clip_skip", "rng")} == {
+        "sampler": "Euler a",
+        "schedule": "Karras",
+        "steps": 30,
+        "cfg": 7.0,
+        "seeds": [3407],
+        "size": (512, 768),
+        "clip_skip": 2,
+        "rng": "NV",
+    }
+    assert (kw["ensd"], kw["rho"], kw["eta"]) == (31337, 5.0, 0.67)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("Steps: 20, Sampler: Euler, Schedule type: Karras", "no Seed"),
+        ("Steps: 20, Sampler: Euler, Seed: 1, Variation seed strength: 0.3", "Variation seed strength"),
+        ("Steps: 20, Sampler: Euler, Seed: 1, Hires upscale: 2", "Hires upscale"),
+        ("Steps: 20, Sampler: Nonesuch, Seed: 1", "unknown sampler"),
+        ("Steps: 20, Sampler: Euler, Schedule type: nonesuch (ComfyUI), Seed: 1", "unknown schedule"),
+        ('Steps: 20, Sampler: deis (ComfyUI), Seed: 1, sdlab options: "[1]"', "JSON object"),
+    ],
+)
+def test_from_a1111_refuses_what_it_cannot_rerun(line, message):
+    from sdlab.spec import from_a1111
+
+    with pytest.raises(SdlabError, match=message):
+        from_a1111(parse_infotext("cat\n" + line))

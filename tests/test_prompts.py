@@ -60,9 +60,32 @@ def test_parse_emphasis_forms():
     assert parse_prompt_attention("[[word]]") == _approx([("word", 1 / 1.1 / 1.1)])
     assert parse_prompt_attention("(word:1.2)") == _approx([("word", 1.2)])
     assert parse_prompt_attention("") == [("", 1.0)]
-    # A1111's weight pattern allows no space after the colon: the colon is text and the bracket is x1.1
-    assert parse_prompt_attention("(word: 1.2)") == _approx([("word: 1.2", 1.1)])
     assert parse_prompt_attention("a \\\\ b") == [("a \\ b", 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("(word: 1.2)", [("word", 1.2)]),
+        ("(word:1.2 )", [("word", 1.2)]),
+        ("(word : 1.2)", [("word ", 1.2)]),  # the space before the colon is text, as in A1111
+        ("(a:\t1.5\n)", [("a", 1.5)]),
+        ("(a:  \r\n .5 \t )", [("a", 0.5)]),
+        ("x (a: -0.5) y", [("x ", 1.0), ("a", -0.5), (" y", 1.0)]),
+        ("((a: 2)) [b: 1.2 ]", [("a", 2.2), (" ", 1.0), ("b: 1.2 ", 1 / 1.1)]),  # weights only close round brackets
+        ("(a: 1.2", [("a: 1.2", 1.1)]),  # no closing bracket: text, and the bracket reaches to the end
+        ("(a: 1 .2)", [("a: 1 .2", 1.1)]),  # whitespace only around the number, not inside it
+    ],
+)
+def test_weight_allows_whitespace_around_the_number(prompt, expected):
+    """A1111's attention pattern is ``:\\s*([+-]?[.\\d]+)\\s*\\)``: whitespace may surround the number."""
+    assert parse_prompt_attention(prompt) == _approx(expected)
+
+
+@pytest.mark.parametrize("prompt", ["(a:1.2.3)", "(a: ..)", "(a:+.)"])
+def test_weight_that_is_no_number_raises_sdlab_error(prompt):
+    with pytest.raises(SdlabError, match="not a number"):
+        parse_prompt_attention(prompt)
 
 
 def test_parse_break():

@@ -1,7 +1,8 @@
 """Prompts to conditioning, with AUTOMATIC1111's conventions, so that the tensors match A1111's.
 
-* Emphasis (``modules/prompt_parser.py``): ``(word)`` x1.1, ``((word))`` x1.21, ``(word:1.3)`` x1.3,
-  ``[word]`` /1.1, ``\\(`` ``\\)`` ``\\[`` ``\\]`` ``\\\\`` literal characters, unclosed brackets apply to the end.
+* Emphasis (``modules/prompt_parser.py``): ``(word)`` x1.1, ``((word))`` x1.21, ``(word:1.3)`` x1.3 (whitespace
+  around the number allowed: ``(word: 1.3 )``), ``[word]`` /1.1, ``\\(`` ``\\)`` ``\\[`` ``\\]`` ``\\\\`` literal
+  characters, unclosed brackets apply to the end.
 * ``BREAK`` starts a new 75-token chunk.
 * Chunks (``modules/sd_hijack_clip.py``): 75 tokens plus BOS and EOS each, padded with EOS (SD1) or
   with the tokenizer's pad token after the first EOS (SD2/SDXL's OpenCLIP); a chunk that fills up
@@ -58,7 +59,7 @@ _ATTENTION = re.compile(
     \\[()\[\]\\]        # escaped bracket or backslash
     | \\                # lone backslash
     | \(  | \[          # openers
-    | :([+-]?[.\d]+)\)  # weight and closing round bracket
+    | :\s*([+-]?[.\d]+)\s*\)  # weight and closing round bracket, whitespace allowed around the number
     | \)  | ]           # closers
     | [^\\()\[\]:]+     # plain text
     | :
@@ -92,7 +93,7 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
         elif piece == "[":
             square_open.append(len(res))
         elif weight is not None and round_open:
-            multiply_from(round_open.pop(), float(weight))
+            multiply_from(round_open.pop(), _weight(weight, text))
         elif piece == ")" and round_open:
             multiply_from(round_open.pop(), _ROUND)
         elif piece == "]" and square_open:
@@ -115,6 +116,16 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
         else:
             merged.append(item)
     return [(t, float(w)) for t, w in merged]
+
+
+def _weight(number: str, prompt: str) -> float:
+    """The weight in ``(text:number)``; A1111's pattern also admits strings such as "1.2.3" that are no number."""
+    try:
+        return float(number)
+    except ValueError:
+        raise SdlabError(
+            f"emphasis weight {number!r} is not a number", prompt=prompt, hint="write it like (word:1.2)"
+        ) from None
 
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
