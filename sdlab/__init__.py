@@ -34,6 +34,7 @@ _LAZY = {
     "list_samplers": "sdlab.samplers",
     "resolve_sampler": "sdlab.samplers",
     "load_model": "sdlab.models",
+    "unload_models": "sdlab.generation",
     "RunSpec": "sdlab.spec",
     "ImageRNG": "sdlab.rng",
     "parse_infotext": "sdlab.infotext",

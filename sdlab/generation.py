@@ -18,6 +18,7 @@ import operator
 import os
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +32,21 @@ from sdlab.errors import SdlabError
 from sdlab.samplers.catalogue import ResolvedSampler, resolve_sampler
 from sdlab.spec import RunSpec
 
-__all__ = ["generate", "load", "schedule_for", "check_run", "init_noise_scale", "GenerateResult", "Trajectory"]
+__all__ = [
+    "generate",
+    "load",
+    "is_loaded",
+    "unload_models",
+    "schedule_for",
+    "check_run",
+    "init_noise_scale",
+    "GenerateResult",
+    "Trajectory",
+]
 
-_MODELS: dict[tuple[Any, ...], Any] = {}
 MAX_STEPS = 1000
+MODEL_CACHE_SIZE = 2  # loaded models kept per process (least recently used first out); unload_models() frees all
+_MODELS: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
 
 
 # what generate() uses of a model object (an SDModel, or anything with the same interface)
@@ -50,12 +62,47 @@ def load(model: Any = None, *, device: str | None = None, dtype: Any = None) -> 
     if model is not None and not isinstance(model, (str, Path)):
         _check_model_object(model, device, dtype)
         return model
-    key = (str(model) if model is not None else None, device, str(dtype))
+    key = _model_key(model, device, dtype)
     if key not in _MODELS:
         from sdlab.models import load_model
 
-        _MODELS[key] = load_model(model, device=device, dtype=dtype)
+        loaded = load_model(model, device=device, dtype=dtype)
+        while len(_MODELS) >= MODEL_CACHE_SIZE:
+            _MODELS.popitem(last=False)
+            _free_memory()
+        _MODELS[key] = loaded
+    _MODELS.move_to_end(key)
     return _MODELS[key]
+
+
+def is_loaded(model: str | Path | None = None, *, device: str | None = None, dtype: Any = None) -> bool:
+    """Whether :func:`load` holds this model already (so the next call costs nothing)."""
+    return _model_key(model, device, dtype) in _MODELS
+
+
+def unload_models() -> int:
+    """Drop every model :func:`load` holds (and free their GPU memory); returns how many were dropped."""
+    count = len(_MODELS)
+    _MODELS.clear()
+    _free_memory()
+    return count
+
+
+def _model_key(model: str | Path | None, device: str | None, dtype: Any) -> tuple[str, str, str]:
+    """One key per model, device and dtype as they resolve: None and "embedded", device None and "cpu" alike."""
+    from sdlab.models.loading import resolve_device
+
+    dev, dt = resolve_device(device, dtype)
+    name = "embedded" if model is None or str(model) == "embedded" else str(Path(str(model)).expanduser())
+    return name, str(dev), str(dt)
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _check_model_object(model: Any, device: Any, dtype: Any) -> None:
@@ -387,38 +434,103 @@ def generate(
     range) right after loading it, and a size over :func:`sdlab.limits.check_image`'s bounds is refused before
     anything is allocated; each bad one raises one SdlabError naming the setting.
     """
-    from sdlab import limits
+    a = _check_arguments(
+        prompt, negative_prompt, sampler, schedule, steps, cfg, seeds, size, rng, ensd, clip_skip, start_step,
+        end_step, batch_size, latents, device, dtype, trajectory=trajectory, decode=decode, add_noise=add_noise,
+        progress=progress, return_leftover_noise=return_leftover_noise,
+        always_discard_penultimate=always_discard_penultimate,
+    )  # fmt: skip
+    resolved, seeds, ensd, clip_skip = a.resolved, a.seeds, a.ensd, a.clip_skip
+    add_noise, return_leftover_noise = bool(add_noise), bool(return_leftover_noise)
+    sd = load(model, device=device, dtype=dtype)
+    width, height = _check_for_model(sd, a.size, clip_skip, latents, len(seeds), resolved.label)
+    sigmas, schedule_resolved = schedule_for(
+        resolved, schedule, steps, sd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho,
+        always_discard_penultimate=always_discard_penultimate,
+        **(sampler_options if resolved.flavour == "diffusers" else {}),
+    )  # fmt: skip
+    sigmas = _slice(sigmas, a.start_step, a.end_step, return_leftover_noise, resolved.label)
+    common = dict(
+        sampler=str(sampler), sampler_key=resolved.info.key, schedule=schedule, schedule_resolved=schedule_resolved,
+        steps=steps, cfg=float(cfg), width=width, height=height, model=sd.model_id, model_hash=sd.model_hash,
+        clip_skip=clip_skip, rng=rng, ensd=ensd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho,
+        start_step=a.start_step, end_step=a.end_step, add_noise=add_noise, return_leftover_noise=return_leftover_noise,
+        sampler_options=tuple(sorted({**resolved.options, **sampler_options}.items())), device=str(sd.device),
+        dtype=str(sd.dtype).removeprefix("torch."),
+    )  # fmt: skip
+    pairs = zip(a.prompts, a.negatives, seeds, strict=True)
+    specs = [RunSpec(prompt=p, seed=s, negative_prompt=n, **common) for p, n, s in pairs]
+    t0 = time.perf_counter()
+    run = dict(cfg=cfg, width=width, height=height, rng=rng, ensd=ensd, clip_skip=clip_skip, add_noise=add_noise,
+               trajectory=trajectory, options=sampler_options)  # fmt: skip
+    images, finals, trajs, nfe = _sample_batches(
+        sd, resolved, sigmas, seeds, a.prompts, a.negatives, latents, a.batch_size or len(seeds), run,
+        decode=decode, leftover=return_leftover_noise, progress=progress,
+    )  # fmt: skip
+    lat = torch.cat(finals)
+    imgs = torch.cat(images) if images else torch.empty(0)
+    return GenerateResult(imgs, lat, specs, trajs if trajectory else None, nfe, time.perf_counter() - t0, sigmas)
+
+
+@dataclass(frozen=True)
+class _Arguments:
+    """generate()'s arguments as checked and normalised before any model work."""
+
+    resolved: ResolvedSampler
+    seeds: list[int]
+    ensd: int
+    prompts: list[str]
+    negatives: list[str]
+    size: tuple[int, int] | None
+    clip_skip: int
+    start_step: int
+    end_step: int | None
+    batch_size: int | None
+
+
+def _check_arguments(
+    prompt: Any, negative_prompt: Any, sampler: Any, schedule: Any, steps: Any, cfg: Any, seeds: Any, size: Any,
+    rng: Any, ensd: Any, clip_skip: Any, start_step: Any, end_step: Any, batch_size: Any, latents: Any,
+    device: Any, dtype: Any, **flags: Any,
+) -> _Arguments:  # fmt: skip
+    """The cheap checks, before any model work: each bad argument raises one SdlabError naming it."""
     from sdlab import rng as rng_mod
 
-    # cheap checks first, before any model work
     seeds = _seed_list(seeds)
     _check(steps, cfg, seeds, sampler)
     resolved = resolve_sampler(sampler)
     label = resolved.label
     checked = rng_mod.ImageRNG((1,), seeds, source=rng, ensd=ensd)  # its seed, RNG source and ENSD checks
-    seeds, ensd = checked.seeds, checked.ensd
-    prompts = _per_image(prompt, seeds, "prompt")
-    negatives = _per_image(negative_prompt, seeds, "negative_prompt")
-    requested_size = _parse_size(size, label)
     if not isinstance(schedule, str):
         raise SdlabError("schedule must be a name", schedule=schedule, hint='e.g. "Automatic" or "Karras"')
-    clip_skip = _whole("clip_skip", clip_skip, 1, label, hint="1 = the last CLIP layer (A1111's default), 2 = skip one")
-    start_step = _whole("start_step", start_step, 0, label, hint="0 starts at the first step")
-    end_step = None if end_step is None else _whole("end_step", end_step, 1, label, hint="None runs to the end")
-    batch_size = None if batch_size is None else _whole("batch_size", batch_size, 1, label, hint="None = all at once")
-    flags = {
-        "trajectory": trajectory,
-        "decode": decode,
-        "add_noise": add_noise,
-        "progress": progress,
-        "return_leftover_noise": return_leftover_noise,
-        "always_discard_penultimate": always_discard_penultimate,
-    }
+    _check_flags(label, **flags)
+    _check_latents(latents, bool(flags["add_noise"]))
+    if device is not None or dtype is not None:
+        from sdlab.models.loading import resolve_device
+
+        resolve_device(device, dtype)  # unusable devices ("meta", CUDA without CUDA, ...) and unknown dtypes
+    return _Arguments(
+        resolved=resolved,
+        seeds=checked.seeds,
+        ensd=checked.ensd,
+        prompts=_per_image(prompt, checked.seeds, "prompt"),
+        negatives=_per_image(negative_prompt, checked.seeds, "negative_prompt"),
+        size=_parse_size(size, label),
+        clip_skip=_whole("clip_skip", clip_skip, 1, label, hint="1 = the last CLIP layer, 2 = skip one"),
+        start_step=_whole("start_step", start_step, 0, label, hint="0 starts at the first step"),
+        end_step=None if end_step is None else _whole("end_step", end_step, 1, label, hint="None runs to the end"),
+        batch_size=None if batch_size is None else _whole("batch_size", batch_size, 1, label, hint="None = all"),
+    )
+
+
+def _check_flags(sampler: str, **flags: Any) -> None:
     for name, value in flags.items():
         if not isinstance(value, (bool, np.bool_)):
             hint = f"pass {name}=True or {name}=False"
-            raise SdlabError(f"{name} must be True or False", sampler=label, **{name: value}, hint=hint)
-    add_noise, return_leftover_noise = bool(add_noise), bool(return_leftover_noise)
+            raise SdlabError(f"{name} must be True or False", sampler=sampler, **{name: value}, hint=hint)
+
+
+def _check_latents(latents: Any, add_noise: bool) -> None:
     if latents is not None and (not isinstance(latents, Tensor) or not latents.is_floating_point()):
         raise SdlabError(
             "latents must be a float tensor (batch, C, h, w)",
@@ -427,68 +539,61 @@ def generate(
         )
     if not add_noise and latents is None:
         raise SdlabError("add_noise=False continues given latents", hint="pass latents= from an earlier run")
-    if device is not None or dtype is not None:
-        from sdlab.models.loading import resolve_device
 
-        resolve_device(device, dtype)  # unusable devices ("meta", CUDA without CUDA, ...) and unknown dtypes
 
-    sd = load(model, device=device, dtype=dtype)
-    # the checks that need the model, before any work on it
-    width, height = requested_size or tuple(sd.default_size)
+def _check_for_model(
+    sd: Any, size: tuple[int, int] | None, clip_skip: int, latents: Tensor | None, n: int, sampler: str
+) -> tuple[int, int]:
+    """The checks that need the model, before any work on it; the size to generate at."""
+    from sdlab import limits
+
+    width, height = size or tuple(sd.default_size)
     shape = sd.latent_shape(width, height)
-    _check_clip_skip_layers(sd, clip_skip, label)
-    if latents is not None and tuple(latents.shape) != (len(seeds), *shape):
+    _check_clip_skip_layers(sd, clip_skip, sampler)
+    if latents is not None and tuple(latents.shape) != (n, *shape):
         raise SdlabError(
             "latents must have one (C, h, w) latent per seed, of the model's shape for the size",
             latents=tuple(latents.shape),
-            expected=(len(seeds), *shape),
+            expected=(n, *shape),
             size=f"{width}x{height}",
             hint="pass the .latents of an earlier run with the same seeds and size",
         )
-    limits.check_image(width, height, batch=1, device=sd.device, sampler=label)  # the VAE decodes one at a time
+    limits.check_image(width, height, batch=1, device=sd.device, sampler=sampler)  # the VAE decodes one at a time
+    return width, height
 
-    sigmas, schedule_resolved = schedule_for(
-        resolved, schedule, steps, sd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho,
-        always_discard_penultimate=always_discard_penultimate,
-        **(sampler_options if resolved.flavour == "diffusers" else {}),
-    )  # fmt: skip
-    sigmas = _slice(sigmas, start_step, end_step, return_leftover_noise, resolved.label)
-    options = {**resolved.options, **sampler_options}
-    specs = [
-        RunSpec(
-            prompt=p, seed=s, negative_prompt=n, sampler=str(sampler), sampler_key=resolved.info.key,
-            schedule=schedule, schedule_resolved=schedule_resolved, steps=steps, cfg=float(cfg),
-            width=width, height=height, model=sd.model_id, model_hash=sd.model_hash, clip_skip=clip_skip,
-            rng=rng, ensd=ensd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, start_step=start_step,
-            end_step=end_step, add_noise=add_noise, return_leftover_noise=return_leftover_noise,
-            sampler_options=tuple(sorted(options.items())), device=str(sd.device),
-            dtype=str(sd.dtype).removeprefix("torch."),
-        )
-        for p, n, s in zip(prompts, negatives, seeds, strict=True)
-    ]  # fmt: skip
-    batch_size = batch_size or len(seeds)
+
+def _sample_batches(
+    sd: Any,
+    resolved: ResolvedSampler,
+    sigmas: Tensor,
+    seeds: list[int],
+    prompts: list[str],
+    negatives: list[str],
+    latents: Tensor | None,
+    batch_size: int,
+    run: dict[str, Any],
+    *,
+    decode: bool,
+    leftover: bool,
+    progress: bool,
+) -> tuple[list[Tensor], list[Tensor], list[Trajectory], int]:
+    """Sample ``batch_size`` images at a time: decoded images, final latents, trajectories and the NFE."""
     images, finals, trajs, nfe = [], [], [], 0
-    t0 = time.perf_counter()
     bar = _progress(len(seeds), progress, resolved.label)
     for b in range(0, len(seeds), batch_size):
         sl = slice(b, b + batch_size)
-        out = _run_batch(
-            sd, resolved, sigmas, seeds[sl], prompts[sl], negatives[sl], cfg=cfg, width=width, height=height,
-            rng=rng, ensd=ensd, clip_skip=clip_skip, add_noise=add_noise,
-            latents=None if latents is None else latents[sl], trajectory=trajectory, options=sampler_options,
-        )  # fmt: skip
-        x, denoised_last, batch_trajs, batch_nfe = out
+        part = None if latents is None else latents[sl]
+        x, denoised_last, batch_trajs, batch_nfe = _run_batch(
+            sd, resolved, sigmas, seeds[sl], prompts[sl], negatives[sl], latents=part, **run
+        )
         finals.append(x.float().cpu())
         nfe += batch_nfe
         if decode:
-            images.append(sd.decode(denoised_last if return_leftover_noise else x))
-        if trajectory:
-            trajs.extend(batch_trajs)
+            images.append(sd.decode(denoised_last if leftover else x))
+        trajs.extend(batch_trajs)
         bar.update(len(seeds[sl]))
     bar.close()
-    lat = torch.cat(finals)
-    imgs = torch.cat(images) if images else torch.empty(0)
-    return GenerateResult(imgs, lat, specs, trajs if trajectory else None, nfe, time.perf_counter() - t0, sigmas)
+    return images, finals, trajs, nfe
 
 
 def _run_batch(

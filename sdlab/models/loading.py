@@ -9,8 +9,8 @@
 
 Sources: ``None``/"embedded" (sdlab's small model), a hub id or diffusers folder, a ``.safetensors`` single
 file (its diffusers config from ``config=``, or the hub's default for its architecture), or a pickled
-``.ckpt``/``.pt`` with ``allow_pickle=True``. Offline (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``)
-only the local Hugging Face cache is read.
+``.ckpt``/``.pt`` with ``allow_pickle=True``. Offline (``SDLAB_OFFLINE=1``, ``HF_HUB_OFFLINE=1`` or
+``local_files_only=True``; :func:`sdlab.environment.offline`) only the local Hugging Face cache is read.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import pickle
 import re
 import struct
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sdlab import environment
 from sdlab.errors import SdlabError, closest
 from sdlab.models.denoisers import (
     CFGDenoiser,
@@ -346,11 +346,7 @@ def _check_usable(device: torch.device) -> None:
 def _offline(local_files_only: bool | None) -> bool:
     if local_files_only is not None:
         return bool(local_files_only)
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE"):
-        return True
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
+    return environment.offline()
 
 
 # --- wrapping a pipeline -------------------------------------------------------------------------------------

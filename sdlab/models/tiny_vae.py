@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sdlab import environment
 from sdlab.errors import SdlabError
 
 __all__ = ["TAESD_HUB", "tiny_vae_source", "load_tiny_vae", "tiny_decode"]
@@ -51,7 +52,7 @@ def load_tiny_vae(model: Any, source: str | Path | None = None) -> Any:
     from diffusers import AutoencoderTiny
 
     src = str(source) if source is not None else tiny_vae_source(model)
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    offline = environment.offline()
     try:
         vae = AutoencoderTiny.from_pretrained(src, torch_dtype=torch.float32, local_files_only=offline)
     except Exception as e:  # diffusers raises OSError, ValueError, EnvironmentError... for a missing folder or id
