@@ -38,7 +38,7 @@ _LAZY = {
     "RunSpec": "sdlab.spec",
     "ImageRNG": "sdlab.rng",
     "parse_infotext": "sdlab.infotext",
-    "compare": "sdlab.metrics",
+    "compare": "sdlab.measure.metrics",
     "ResultsStore": "sdlab.store",
     "format_infotext": "sdlab.infotext",
 }

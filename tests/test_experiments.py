@@ -1,5 +1,6 @@
 """Experiments at tiny sizes: convergence on the embedded model; stability, ancestral divergence, predictability
-and cost on a tiny random-weight model (plumbing); the power-law fit and steps-to-converge on synthetic data."""
+and cost on a tiny random-weight model (plumbing); the power-law fit and steps-to-converge on synthetic data; the
+cached run-maker (sdlab.measure.runs)."""
 
 import math
 
@@ -10,8 +11,9 @@ import torch
 
 import sdlab
 import sdlab.experiments as X
-import sdlab.metrics as M
+import sdlab.measure.metrics as M
 from sdlab import SdlabError
+from sdlab.measure.runs import RunCache, Runner, run_key
 from sdlab.spec import RunSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -200,3 +202,46 @@ def test_bad_experiment_input():
         X.Reference.coerce({"sampler": "Euler", "stps": 10})
     with pytest.raises(SdlabError, match="steps"):
         X.convergence(["Euler"], steps=(0,))
+
+
+def test_experiments_gathers_the_measure_families():
+    from sdlab.measure import common, convergence, divergence, stability
+
+    assert X.convergence is convergence.convergence and X.stability is stability.stability
+    assert X.ancestral_divergence is divergence.ancestral_divergence and X.Reference is common.Reference
+    assert set(X.__all__) <= set(dir(X))
+    from sdlab.experiments import _distances  # the old private name sdlab.sweep imports
+
+    assert _distances is X.distances
+
+
+def test_run_cache_keeps_the_most_recently_used():
+    cache = RunCache(2)
+    for key in ("a", "b", "a", "c"):
+        cache.get_or_make(key, key.upper)
+    assert "b" not in cache and cache.get("a") == "A" and len(cache) == 2
+    assert cache.get("b", "none") == "none"
+    cache.put("d", "D")  # "c" is now the least recently used
+    assert "c" not in cache and "a" in cache
+    with pytest.raises(SdlabError, match="size"):
+        RunCache(0)
+    assert run_key("Euler", "Karras", 10, seeds=[0], cfg=5.0) != run_key("Euler", "Karras", 10, seeds=[0], cfg=6.0)
+    assert run_key("Euler", "Karras", 10, a=1, b=2) == run_key("Euler", "Karras", 10, b=2, a=1)
+
+
+def test_runner_makes_each_run_once(tiny):
+    with Runner(prompt=X.DEFAULT_PROMPT, seeds=[0], model=tiny, size=(64, 64)) as runner:
+        plain = runner("Euler", "Automatic", 2)
+        assert runner("Euler", "Automatic", 2) is plain
+        assert runner("Euler", "Automatic", 2, cfg=6.0) is not plain
+        assert runner("Euler", "Automatic", 2, fresh=True) is not plain
+        traj = runner("Euler", "Automatic", 2, trajectory=True)
+        assert traj is not plain and len(traj.trajectories[0]) == 2
+        assert runner("Euler", "Automatic", 2) is traj  # a run with its trajectory serves one without
+        assert torch.equal(traj.latents, plain.latents)
+        a = runner.per_seed("Euler", "Automatic", 2, seeds=[1])
+        both = runner.per_seed("Euler", "Uniform", 2, seeds=[0, 1])  # Euler's "Automatic" here: seed 1 kept
+        assert [s.seed for s in both.specs] == [0, 1] and torch.equal(both.latents[1:], a.latents)
+        assert both.specs[1] is a.specs[0] and len(runner.cache) == 5  # fresh runs are not kept
+    with pytest.raises(SdlabError, match="seeds"):
+        Runner(prompt="x", seeds=[], model=tiny)

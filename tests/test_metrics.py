@@ -1,7 +1,9 @@
-"""sdlab.metrics: LPIPS plumbing (seeded random backbone, no download), SSIM against scikit-image, PSNR by hand."""
+"""sdlab.measure.metrics: LPIPS plumbing (seeded random backbone, no download), SSIM against scikit-image, PSNR
+by hand; the old path sdlab.metrics forwards."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import sdlab.metrics as M
+import sdlab.measure.metrics as M
 from sdlab.errors import SdlabError
 
 
@@ -30,6 +32,24 @@ def _pair(*shape: int, seed: int = 0, noise: float = 0.1) -> tuple[torch.Tensor,
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(*shape, generator=g)
     return x, (x + noise * torch.randn(*shape, generator=g)).clamp(0, 1)
+
+
+def test_the_old_path_forwards_with_a_warning():
+    import sdlab
+    import sdlab.metrics as old
+
+    with pytest.warns(DeprecationWarning, match="sdlab.metrics moved to sdlab.measure.metrics"):
+        assert old.ssim is M.ssim
+    assert sdlab.compare is M.compare
+
+
+def test_lpips_unavailable_says_why(monkeypatch):
+    assert "not cached" in M.lpips_unavailable() or "not installed" in M.lpips_unavailable()  # empty torch cache
+    assert not M.lpips_random_backbone()
+    monkeypatch.setenv(M.RANDOM_BACKBONE_ENV, "1")
+    assert M.lpips_random_backbone()
+    if importlib.util.find_spec("lpips") is not None:
+        assert M.lpips_unavailable() is None  # the seeded random backbone needs no weights
 
 
 # ---- LPIPS ----------------------------------------------------------------------------------------------------
