@@ -6,6 +6,7 @@
 | ``SDLAB_MAX_PIXELS`` | largest image, in pixels (:mod:`sdlab.limits`) |
 | ``SDLAB_MAX_SWEEP_IMAGES`` | most images in one sweep (:mod:`sdlab.limits`) |
 | ``SDLAB_TAESD`` | a folder holding the tiny decoder (TAESD) of a Stable Diffusion model |
+| ``SDLAB_LPIPS_RANDOM_BACKBONE`` | LPIPS on a seeded random backbone (tests and benchmarks where none is cached) |
 
 A flag is on when its value is ``1``, ``true``, ``yes`` or ``on`` (any case) and off when unset, empty, ``0``,
 ``false``, ``no`` or ``off``; any other value is an error rather than a guess.

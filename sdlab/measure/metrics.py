@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sdlab import environment
 from sdlab.errors import SdlabError, closest
 
 __all__ = [
@@ -72,7 +73,6 @@ SSIM_WIN = 11  # 2 * int(3.5 * sigma + 0.5) + 1, the same window scikit-image us
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 _LPIPS_MODELS: dict[tuple[str, str, bool, str], Any] = {}
-_TRUE = ("1", "true", "yes", "on")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -237,14 +237,6 @@ def latent_rmse(a: Tensor, b: Tensor) -> Tensor:
 # LPIPS
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
-def _offline() -> bool:
-    return _flag("HF_HUB_OFFLINE") or _flag("SDLAB_OFFLINE")
-
-
 def lpips_backbone_path(net: str = "alex") -> Path:
     """Where torchvision keeps (and sdlab looks for) the ImageNet backbone of LPIPS ``net``."""
     _check_net(net)
@@ -282,7 +274,7 @@ def _backbone_state(net: str) -> dict[str, Tensor]:
     name, url = LPIPS_NETS[net]
     how = f"download {url} and put it in {path.parent} (or set TORCH_HOME)"
     if not path.exists():
-        if _offline():
+        if environment.offline():
             raise SdlabError(
                 f"LPIPS needs the torchvision backbone {name}, which is not cached, and downloads are off",
                 file=name,
@@ -343,7 +335,7 @@ def _lpips_model(net: str, version: str, pretrained_backbone: bool, device: torc
 
 def lpips_random_backbone() -> bool:
     """Whether ``SDLAB_LPIPS_RANDOM_BACKBONE`` asks LPIPS for its seeded random backbone (tests, benchmarks)."""
-    return _flag(RANDOM_BACKBONE_ENV)
+    return environment.flag(RANDOM_BACKBONE_ENV)
 
 
 def _use_pretrained(pretrained_backbone: bool | None) -> bool:
