@@ -31,7 +31,7 @@ CHILD = r"""
 import json, sys, time
 import torch
 mode, config, out, cpus = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-from sdlab.sweep import expand, load_config, run_sweep
+from sdlab.sweeps import expand, load_config, run_sweep
 if mode.startswith("gpu"):  # generation only: no trajectories, no reference runs, no metrics
     config = {**load_config(config).to_dict(), "trajectory": False, "reference": "none", "device": "cuda"}
 table = None

@@ -39,7 +39,7 @@ _LAZY = {
     "ImageRNG": "sdlab.rng",
     "parse_infotext": "sdlab.infotext",
     "compare": "sdlab.measure.metrics",
-    "ResultsStore": "sdlab.store",
+    "ResultsStore": "sdlab.sweeps.store",
     "format_infotext": "sdlab.infotext",
 }
 

@@ -108,7 +108,7 @@ def _cmd_eval_model(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from sdlab.sweep import run_sweep, summarize
+    from sdlab.sweeps import run_sweep, summarize
 
     ray = args.ray is not None
     table = run_sweep(

@@ -20,8 +20,8 @@ import torch
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-import sdlab.sweep as S  # noqa: E402
-from sdlab.store import ResultsStore  # noqa: E402
+import sdlab.sweeps as S  # noqa: E402
+from sdlab.sweeps import ResultsStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "data" / "sweeps" / "smoke.toml"

@@ -1,4 +1,4 @@
-"""sdlab.store: round trips, ordering, corruption detection, concurrent writers and writers killed mid-put."""
+"""sdlab.sweeps.store: round trips, ordering, corruption detection, concurrent writers and writers killed mid-put."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sdlab.store as store_module
+import sdlab.sweeps.store as store_module
 from sdlab.errors import SdlabError
-from sdlab.store import TMP_SUFFIX, ResultsStore
+from sdlab.sweeps.store import TMP_SUFFIX, ResultsStore
 
 ROWS_PER_CELL = 8
 REPO = Path(__file__).resolve().parents[1]
@@ -201,7 +201,7 @@ _WRITER = """
 import sys
 sys.path.insert(0, sys.argv[3])
 from test_store import _cell
-from sdlab.store import ResultsStore
+from sdlab.sweeps.store import ResultsStore
 store = ResultsStore(sys.argv[1])
 print("ready", flush=True)
 for i in range(int(sys.argv[2])):
@@ -284,7 +284,7 @@ def _old_store(root: Path, keys: list[str]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from sdlab.store import _png_bytes
+    from sdlab.sweeps.store import _png_bytes
 
     (root / ".sdlab.lock").parent.mkdir(parents=True, exist_ok=True)
     (root / ".sdlab.lock").touch()
@@ -355,3 +355,14 @@ def test_foreign_files_inside_a_store_are_never_touched(tmp_path):
     assert _snapshot(foreign) == before
     store.put("aa1", *_cell("aa1"))
     assert store.has("aa1", verify=True) and _snapshot(foreign) == before
+
+
+def test_the_old_path_still_works_and_the_store_loads_without_torch():
+    import sdlab
+
+    with pytest.warns(DeprecationWarning, match="sdlab.store moved to sdlab.sweeps.store"):
+        from sdlab.store import ResultsStore as Old
+    assert Old is ResultsStore and sdlab.ResultsStore is ResultsStore
+    code = "import sys, sdlab; sdlab.ResultsStore; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # reading results needs no torch and no model code

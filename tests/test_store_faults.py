@@ -1,5 +1,5 @@
-"""Fault suite of sdlab.store (issue #14): writers SIGKILLed at random points (several seeds), a read-only folder,
-a full disk, corrupted shards, corrupted and missing images, unreadable files, foreign files in the store.
+"""Fault suite of sdlab.sweeps.store (issue #14): writers SIGKILLed at random points (several seeds), a read-only
+folder, a full disk, corrupted shards, corrupted and missing images, unreadable files, foreign files in the store.
 
 The property throughout: the resumed store equals an uninterrupted run's (rows, image bytes, shard bytes, the set
 of sdlab's files), and no byte outside sdlab's own files changes. The read-only and full-disk cases mount a small
@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sdlab.store as store_module
+import sdlab.sweeps.store as store_module
 from sdlab.errors import SdlabError
-from sdlab.store import TMP_SUFFIX, ResultsStore
+from sdlab.sweeps.store import TMP_SUFFIX, ResultsStore
 
 N_CELLS = 100  # enough for five kills at random points
 IMAGES_PER_CELL = 3
@@ -63,7 +63,7 @@ _WRITER = """
 import sys
 sys.path.insert(0, sys.argv[3])
 from test_store_faults import fill
-from sdlab.store import ResultsStore
+from sdlab.sweeps.store import ResultsStore
 store = ResultsStore(sys.argv[1])  # with fsync, as a sweep: most of a put is then spent writing files
 print("ready", flush=True)
 fill(store, int(sys.argv[2]))

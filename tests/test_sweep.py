@@ -17,9 +17,9 @@ import pytest
 
 import sdlab
 import sdlab.metrics as M
-import sdlab.sweep as S
+import sdlab.sweeps as S
 from sdlab import SdlabError
-from sdlab.store import ResultsStore
+from sdlab.sweeps import ResultsStore, cells
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "data" / "sweeps" / "smoke.toml"
@@ -166,13 +166,13 @@ def test_run_cell_measures_against_the_reference_run():
 
 def test_sweep_table_round_trip_and_cached_rerun_computes_nothing(tmp_path, monkeypatch):
     calls = []
-    real = S.run_cell
+    real = cells.run_cell
 
     def counting(cell):
         calls.append(cell.key())
         return real(cell)
 
-    monkeypatch.setattr(S, "run_cell", counting)
+    monkeypatch.setattr(cells, "run_cell", counting)  # what both executors call
     out = tmp_path / "sweep"
     table = S.run_sweep(tiny(), out, progress=False)
     assert len(calls) == 4
@@ -275,8 +275,8 @@ def test_cli_sweep_prints_a_summary(tmp_path, capsys, monkeypatch):
 
 def test_a_local_sweep_never_imports_ray(tmp_path):
     code = (
-        "import sys, sdlab.sweep, sdlab.cluster, sdlab.cli; "
-        f"sdlab.sweep.run_sweep({str(SMOKE)!r}, {str(tmp_path)!r}, progress=False); "
+        "import sys, sdlab.sweeps, sdlab.sweeps.ray, sdlab.cli; "
+        f"sdlab.sweeps.run_sweep({str(SMOKE)!r}, {str(tmp_path)!r}, progress=False); "
         "print('ray' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -293,3 +293,19 @@ def test_worker_table_sums_cells_per_worker():
     assert table.loc["a", "cells"] == 2 and table.loc["a", "images"] == 4 and table.loc["a", "busy_s"] == 3.0
     assert table.loc["a", "images_per_s"] == pytest.approx(4 / 3) and table.loc["b", "load_s"] == 0.5
     assert list(S.worker_table([]).columns) == ["worker", "cells", "images", "busy_s", "images_per_s", "load_s"]
+
+
+def test_old_import_paths_still_work_and_warn():
+    import importlib
+
+    from sdlab.sweeps.cells import SweepRun
+    from sdlab.sweeps.ray import map_ray
+
+    old = importlib.import_module("sdlab.sweep")
+    with pytest.warns(DeprecationWarning, match="sdlab.sweep moved to sdlab.sweeps"):
+        assert old.run_sweep is S.run_sweep
+    with pytest.warns(DeprecationWarning, match="moved"), pytest.warns(DeprecationWarning, match="is now SweepRun"):
+        assert old.Run is SweepRun  # the old path, and the old name
+    with pytest.warns(DeprecationWarning, match="sdlab.cluster moved to sdlab.sweeps.ray"):
+        from sdlab.cluster import map_ray as old_map_ray
+    assert old_map_ray is map_ray

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import sdlab
-import sdlab.sweep as S
+import sdlab.sweeps as S
 from sdlab import SdlabError
 from sdlab.cli import main
 from sdlab.infotext import read_png
+from sdlab.sweeps import plan
 
 PROMPT = "a red circle above a blue square, sunset sky"
 
@@ -95,10 +96,10 @@ def test_grid_volume_has_a_limit_and_the_plan_is_printed(tmp_path, monkeypatch, 
 
 def test_the_estimate_counts_steps_and_evaluations(monkeypatch):
     cells = S.expand(grid(samplers=["Euler", "Heun"], steps=[10]))
-    monkeypatch.setattr(S, "_generate", lambda run, trajectory: None)
+    monkeypatch.setattr(plan, "generate_run", lambda run, trajectory: None)
     times = iter([0.0, 1.0, 1.0, 1.5, 2.0, 3.0])  # 2 steps: 1 s (warm-up), 0.5 s; 4 steps: 1 s -> 0.25 s per eval
     monkeypatch.setattr("time.perf_counter", lambda: next(times))
-    assert S._estimate_seconds(cells) == pytest.approx((0.0 + 10 * 1 * 0.25) + (0.0 + 10 * 2 * 0.25))
+    assert plan.estimate_seconds(cells) == pytest.approx((0.0 + 10 * 1 * 0.25) + (0.0 + 10 * 2 * 0.25))
 
 
 @pytest.mark.parametrize("damage", ["flip", "delete", "truncate"])
