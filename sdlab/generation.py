@@ -9,15 +9,9 @@ torch.Size([2, 3, 64, 64])
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import filecmp
-import itertools
 import math
 import operator
-import os
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -311,71 +305,15 @@ class GenerateResult:
         either the complete file or nothing; files finished before a failure stay. An OSError (a read-only
         folder, a file where the folder should be, a full disk) is raised as an SdlabError naming the path.
         """
-        from sdlab.infotext import format_infotext, write_png
+        from sdlab.infotext import format_infotext, write_new_png
 
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise _save_error(e, out) from e
         paths: list[Path] = []
         for img, spec in zip(self.pil(), self.specs, strict=True):
             stem = f"{prefix}{spec.seed}-{spec.key()[:12]}"
-            tmp = out / f".{stem}.{uuid.uuid4().hex[:12]}.tmp"
-            try:
-                write_png(tmp, img, format_infotext(spec.to_a1111()), spec.to_dict())
-                paths.append(_place(tmp, out, stem, taken=set(paths)))
-            except OSError as e:
-                raise _save_error(e, out / f"{stem}.png") from e
-            finally:
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
+            paths.append(
+                write_new_png(out_dir, stem, img, format_infotext(spec.to_a1111()), spec.to_dict(), taken=paths)
+            )
         return paths
-
-
-def _place(tmp: Path, out: Path, stem: str, *, taken: set[Path]) -> Path:
-    """Put the finished file ``tmp`` at the first of ``stem``.png, ``stem``-2.png, ... that is neither in ``taken``
-    nor an existing file with other bytes; an existing file with the same bytes is kept and its path returned."""
-    for n in itertools.count(1):
-        path = out / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
-        if path in taken:
-            continue
-        if _link_new(tmp, path):
-            return path
-        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
-            return path
-    raise AssertionError("unreachable")
-
-
-_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
-
-
-def _link_new(src: Path, dst: Path) -> bool:
-    """Give ``src``'s file the name ``dst`` unless ``dst`` exists (then False); never overwrites.
-
-    A hard link is atomic and fails on an existing name; on a file system without hard links, a check then a
-    rename (atomic for the file's contents; a concurrent writer of the same name could slip in between)."""
-    try:
-        os.link(src, dst)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as e:
-        if e.errno not in _NO_HARD_LINKS:
-            raise
-    if os.path.lexists(dst):
-        return False
-    os.rename(src, dst)
-    return True
-
-
-def _save_error(e: OSError, path: Path) -> SdlabError:
-    return SdlabError(
-        f"cannot save the image: {e.strerror or e}",
-        path=str(path),
-        errno=errno.errorcode.get(e.errno or 0),
-        hint="save into a folder that exists (or can be created), is writable and has free space",
-    )
 
 
 def _check(steps: int, cfg: float, seeds: Sequence[int], sampler: str) -> None:

@@ -19,12 +19,16 @@ Steps: 20, Sampler: Euler a, Size: 512x512
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import filecmp
+import itertools
 import json
 import numbers
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +37,7 @@ from sdlab.errors import SdlabError, closest
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["format_infotext", "parse_infotext", "write_png", "read_png", "SCHEDULE_LABELS"]
+__all__ = ["format_infotext", "parse_infotext", "write_png", "write_new_png", "read_png", "SCHEDULE_LABELS"]
 
 NEGATIVE = "Negative prompt:"
 RNG_SOURCES = ("GPU", "CPU", "NV")
@@ -467,6 +471,84 @@ def write_png(
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_new_png(
+    folder: str | os.PathLike[str],
+    stem: str,
+    image: Image.Image,
+    infotext: str,
+    spec: dict[str, Any] | None = None,
+    *,
+    taken: Iterable[Path] = (),
+) -> Path:
+    """Save ``image`` as ``folder/stem.png`` (see :func:`write_png`) without ever overwriting a file.
+
+    Where that name is in ``taken`` (saved earlier by the caller) or held by a file with other bytes, the image
+    goes to ``stem-2.png``, ``stem-3.png`` and so on; a file with exactly the same bytes is left as it is and its
+    path returned, so saving the same image twice is idempotent. The file is written under a temporary name and
+    then linked into place, so a failure leaves the complete file or nothing. The folder is created if needed;
+    an OSError (read-only folder, a file where the folder should be, a full disk) raises SdlabError naming it.
+    """
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _save_error(e, out) from e
+    tmp = out / f".{stem}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        write_png(tmp, image, infotext, spec)
+        return _place(tmp, out, stem, taken=set(taken))
+    except OSError as e:
+        raise _save_error(e, out / f"{stem}.png") from e
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _place(tmp: Path, out: Path, stem: str, *, taken: set[Path]) -> Path:
+    """Put the finished file ``tmp`` at the first of ``stem``.png, ``stem``-2.png, ... that is neither in ``taken``
+    nor an existing file with other bytes; an existing file with the same bytes is kept and its path returned."""
+    for n in itertools.count(1):
+        path = out / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
+        if path in taken:
+            continue
+        if _link_new(tmp, path):
+            return path
+        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            return path
+    raise AssertionError("unreachable")
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def _link_new(src: Path, dst: Path) -> bool:
+    """Give ``src``'s file the name ``dst`` unless ``dst`` exists (then False); never overwrites.
+
+    A hard link is atomic and fails on an existing name; on a file system without hard links, a check then a
+    rename (atomic for the file's contents; a concurrent writer of the same name could slip in between)."""
+    try:
+        os.link(src, dst)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        if e.errno not in _NO_HARD_LINKS:
+            raise
+    if os.path.lexists(dst):
+        return False
+    os.rename(src, dst)
+    return True
+
+
+def _save_error(e: OSError, path: Path) -> SdlabError:
+    return SdlabError(
+        f"cannot save the image: {e.strerror or e}",
+        path=str(path),
+        errno=errno.errorcode.get(e.errno or 0),
+        hint="save into a folder that exists (or can be created), is writable and has free space",
+    )
 
 
 def read_png(path: str | os.PathLike[str]) -> tuple[str | None, Any]:
