@@ -21,7 +21,7 @@
 # that runs on any CPU. Everything in this notebook works the same with a real checkpoint (`model=`).
 #
 # **What you will learn**
-# - how to make images with one call, `sdlab.generate`, and show them with `sdlab.display`;
+# - how to make images with one call, `sdlab.generate`, and show them with `sdlab.viz.display`;
 # - that a noise schedule is just a tensor of noise levels, and how to plot one;
 # - how to look inside a run: the model's denoised guess at every step, and how much it still changes;
 # - how to save a chart (interactive HTML + PNG) next to the images it describes.
@@ -40,8 +40,8 @@ out_dir = "figures/00_quickstart"
 from pathlib import Path
 
 import sdlab
-from sdlab import charts, display
 from sdlab.generation import load
+from sdlab.viz import charts, display
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -134,5 +134,5 @@ charts.show_chart(fig)
 # - `01_samplers_tour`: every A1111 sampler, the Euler loop written out, a sampler x steps grid.
 # - `03_stability`: does the same seed give the same image (reruns, batch size, RNG source, dtype)?
 # - `08_ground_truth`: samplers' true errors on a model whose exact answer is known.
-# - `display.image_grid`, `display.to_pil` and `display.show_images` take tensors in [0, 1] or [-1, 1]
+# - `display.image_grid`, `sdlab.viz.to_pil` and `display.show_images` take tensors in [0, 1] or [-1, 1]
 #   (`value_range=(-1, 1)`), numpy arrays, PIL images, lists and `{title: image}` dicts.

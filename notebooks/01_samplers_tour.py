@@ -44,10 +44,10 @@ import torch
 
 import sdlab
 import sdlab.experiments as X
-from sdlab import charts, display
 from sdlab.generation import load
 from sdlab.samplers.base import to_d
 from sdlab.samplers.catalogue import A1111_SAMPLERS
+from sdlab.viz import charts, display
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,8 @@ import torch
 
 import sdlab
 import sdlab.experiments as X
-from sdlab import charts, display
 from sdlab.generation import load
+from sdlab.viz import charts, display
 
 torch.set_num_threads(1)  # small tensors: one thread avoids synchronisation overhead on a shared CPU
 out = Path(out_dir)

@@ -42,8 +42,8 @@ import torch
 
 import sdlab
 import sdlab.experiments as X
-from sdlab import charts, display
 from sdlab.generation import load
+from sdlab.viz import charts, display
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)

@@ -44,9 +44,9 @@ import pandas as pd
 
 import sdlab
 import sdlab.experiments as X
-from sdlab import charts, display
 from sdlab.generation import load
 from sdlab.samplers.base import get_ancestral_step
+from sdlab.viz import charts, display
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)

@@ -40,9 +40,9 @@ out_dir = "figures/05_cfg_predictability"
 from pathlib import Path
 
 import sdlab.experiments as X
-import sdlab.workflows as W
-from sdlab import charts, display
+import sdlab.lab.workflows as W
 from sdlab.generation import load
+from sdlab.viz import charts, display
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)

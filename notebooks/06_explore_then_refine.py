@@ -46,9 +46,9 @@ at_step = None  # the handoff step when no one clicks; None: the first previewed
 from pathlib import Path
 
 import sdlab
-import sdlab.workflows as W
-from sdlab import charts, display
+import sdlab.lab.workflows as W
 from sdlab.generation import load
+from sdlab.viz import charts, display
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -65,8 +65,16 @@ preview_last = 4 if smoke else 8
 
 # %%
 # previews by all three decoders; "tiny" needs TAESD's weights for a real checkpoint (see sdlab.models.tiny_vae)
-ex = W.explore(prompt, sampler="Euler a", seeds=seeds, steps=steps, preview_last=preview_last, cfg=5, model=sd,
-               decode=W.PREVIEW_MODES)
+ex = W.explore(
+    prompt,
+    sampler="Euler a",
+    seeds=seeds,
+    steps=steps,
+    preview_last=preview_last,
+    cfg=5,
+    model=sd,
+    decode=W.PREVIEW_MODES,
+)
 finals = display.image_strip({f"seed {s}": img for s, img in zip(ex.seeds, ex.images, strict=True)}, scale=2)
 display.save_image(finals, out / "seeds.png")
 

@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from sdlab import groundtruth as gt
-from sdlab.groundtruth import plots
+from sdlab.viz import groundtruth as plots
 
 torch.set_num_threads(1)  # the tensors are tiny: one thread avoids synchronisation overhead
 out = Path(out_dir)

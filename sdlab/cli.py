@@ -99,7 +99,7 @@ def _cmd_eval_model(args: argparse.Namespace) -> int:
     metrics = evaluate_model(n=args.n, seed=args.seed, progress=not args.quiet, folder=args.model)
     print(json.dumps(metrics_json(metrics), indent=2) if args.json else format_table(metrics))
     if args.grid:
-        from sdlab.display import save_image
+        from sdlab.viz.display import save_image
 
         save_image(samples_grid(metrics), args.grid)
     return 0
@@ -123,7 +123,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sdlab.report import build_report
+    from sdlab.lab.report import build_report
 
     path = build_report(args.out, smoke=args.smoke, model=args.model, progress=not args.quiet)
     print(path)

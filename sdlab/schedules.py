@@ -623,9 +623,10 @@ class _Plan:
 
 
 def _is_default(key: str, value: Any) -> bool:
-    """None, or 0 for the options where A1111 reads 0 as "the default"."""
+    """None for the options whose default is None, or 0 where A1111 reads 0 as "the default"."""
     real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    return value is None or (key in _ZERO_MEANS_DEFAULT and real and value == 0)
+    none_default = _GET_SIGMAS_DEFAULTS.get(key) is None
+    return (value is None and none_default) or (key in _ZERO_MEANS_DEFAULT and real and value == 0)
 
 
 def _given(options: dict[str, Any]) -> dict[str, Any]:

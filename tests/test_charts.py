@@ -1,5 +1,6 @@
-"""sdlab.charts on synthetic long-format tables: what each chart plots, thumbnails in the data and in the
-exported HTML, the matplotlib twin, the widget handlers (called directly, no browser) and the display bundles."""
+"""sdlab.viz.charts on synthetic long-format tables: what each chart plots, thumbnails in the data and in the
+exported HTML, the matplotlib twin, the widget handlers (called directly, no browser), the display bundles and
+the one palette (a colour per sampler in every chart)."""
 
 import base64
 import io
@@ -15,10 +16,11 @@ from PIL import Image
 pytest.importorskip("plotly")
 pytest.importorskip("matplotlib")
 
-import sdlab.charts as C  # noqa: E402
-import sdlab.display as D  # noqa: E402
+import sdlab.viz as D  # noqa: E402
+import sdlab.viz.charts as C  # noqa: E402
 from sdlab import SdlabError  # noqa: E402
 from sdlab.generation import Trajectory  # noqa: E402
+from sdlab.viz.charts import show  # noqa: E402
 
 SAMPLERS = {"Euler": 1.0, "Heun": 2.0}  # sampler -> convergence order of the synthetic distances
 NFE_PER_STEP = {"Euler": 1, "Heun": 2}
@@ -275,7 +277,7 @@ def test_hover_handler_puts_the_thumbnail_in_the_image_widget(conv):
     fig = C.convergence_chart(table, images=images)
     trace = _main_traces(fig)[0]
     image, label = SimpleNamespace(value=b""), SimpleNamespace(value="")
-    handler = C._hover_handler(image, label)
+    handler = show._hover_handler(image, label)
     handler(trace, SimpleNamespace(point_inds=[1], xs=[10]), None)
     decoded = np.asarray(Image.open(io.BytesIO(image.value)))
     assert (decoded == D.to_uint8(images["Euler/steps=10/seed=0"])).all()
@@ -316,7 +318,7 @@ def _captured(monkeypatch, fig, mode):
     import IPython.display
 
     shown = []
-    monkeypatch.setattr(C, "_has_ipython", lambda: True)
+    monkeypatch.setattr(show, "_has_ipython", lambda: True)
     monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
     C.show_chart(fig, mode=mode)
     return shown
@@ -377,3 +379,28 @@ def test_hover_script_swaps_the_image_in_a_headless_browser(tmp_path):
     src = dom.split('<img src="', 1)[1].split('"', 1)[0]  # the panel's image, set by the hover script
     assert (_png(src) == D.to_uint8(blue)).all()
     assert "A @ 10" in dom
+
+
+def test_a_sampler_has_one_colour_in_every_chart(conv):
+    from matplotlib.colors import to_hex
+
+    from sdlab.samplers.catalogue import A1111_SAMPLERS
+    from sdlab.viz.palette import PALETTE, sampler_color
+
+    table, _ = conv
+    assert sampler_color("Euler a") == sampler_color("euler_ancestral") == sampler_color("k_euler_a")
+    assert sampler_color("DPM++ 2M Karras") == sampler_color("DPM++ 2M") == PALETTE[0]  # A1111's menu order
+    assert len({sampler_color(s) for s in A1111_SAMPLERS}) == 20  # 20 A1111 samplers, 20 colours
+    assert sampler_color("not a sampler") == sampler_color("not a sampler")  # unknown names: stable too
+    colours = {"Euler": sampler_color("Euler"), "Heun": sampler_color("Heun")}
+    for fig in (C.convergence_chart(table), C.cost_quality_chart(table), C.convergence_chart(table[::-1])):
+        assert {t.name: t.line.color for t in _main_traces(fig)} == colours  # whatever the order of the rows
+    twin = C.convergence_chart(table, backend="matplotlib")
+    assert {line.get_label(): to_hex(line.get_color()) for line in twin.axes[0].get_lines()} == colours
+
+
+def test_old_charts_path_forwards_with_a_warning():
+    import sdlab.charts as old
+
+    with pytest.warns(DeprecationWarning, match="sdlab.charts moved to sdlab.viz.charts"):
+        assert old.convergence_chart is C.convergence_chart

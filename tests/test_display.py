@@ -1,4 +1,5 @@
-"""sdlab.display: the one normaliser on every input form, strip and grid geometry and labels, HTML output."""
+"""sdlab.viz.images and sdlab.viz.display: the one normaliser on every input form, strip and grid geometry and
+labels, HTML output, the one PNG encoder, the old import paths."""
 
 import base64
 import io
@@ -11,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-import sdlab.display as D
+import sdlab.viz as D
 from sdlab import SdlabError
+from sdlab.viz import display
 
 
 def _rand(*shape, seed=0):
@@ -214,7 +216,7 @@ def test_grid_labels_and_missing_cells():
     assert _dark_pixels(grid, (0, top, left, grid.height)) > 0  # row labels
     assert _dark_pixels(grid, (left, 0, grid.width, top)) > 0  # column labels
     missing = np.asarray(grid)[top + 34 + 5, left + 34 + 5]
-    assert tuple(missing) == D._MISSING  # the empty cell (row 2, column 2)
+    assert tuple(missing) == display._MISSING  # the empty cell (row 2, column 2)
     same = D.image_grid({("Euler", 10): white, ("Euler", 20): white, ("DPM++ 2M SDE Heun", 10): white}, scale=2)
     assert (np.asarray(same) == np.asarray(grid)).all()
     with pytest.raises(SdlabError, match="one row label per row"):
@@ -303,11 +305,31 @@ def test_data_urls_and_thumbnails():
     assert small.shape == (64, 64, 3)
 
 
-def test_importing_display_and_charts_stays_light():
+def test_importing_viz_and_lab_stays_light():
     code = (
-        "import sys, sdlab, sdlab.display, sdlab.charts; "
+        "import sys, sdlab, sdlab.viz, sdlab.viz.charts, sdlab.lab.workflows, sdlab.lab.report; "
         "heavy = [m for m in ('plotly', 'matplotlib', 'ipywidgets', 'diffusers', 'IPython') if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_old_paths_forward_with_a_warning():
+    import sdlab.display as old_display
+    import sdlab.groundtruth.plots as old_plots
+    from sdlab.viz.groundtruth import plot_samples
+
+    with pytest.warns(DeprecationWarning, match="sdlab.display moved to sdlab.viz"):
+        assert old_display.image_strip is D.image_strip
+    with pytest.warns(DeprecationWarning, match="sdlab.groundtruth.plots moved to sdlab.viz.groundtruth"):
+        assert old_plots.plot_samples is plot_samples
+    with pytest.warns(DeprecationWarning):
+        from sdlab.display import to_uint8
+    assert to_uint8 is D.to_uint8
+
+
+def test_one_png_encoder_round_trips():
+    a = D.to_uint8(_rand(3, 16, 12))
+    assert D.png_data_url(D.png_bytes(a)) == D.image_data_url(a)
+    assert (np.asarray(Image.open(io.BytesIO(D.png_bytes(a)))) == a).all()

@@ -1,5 +1,5 @@
 """The lab's notebooks: .py / .ipynb pairs in sync and following the skeleton (fast), and every notebook run in
-smoke mode through sdlab.notebooks (marked ``notebook``: about a minute each on a loaded 2-core CPU)."""
+smoke mode through sdlab.lab.notebooks (marked ``notebook``: about a minute each on a loaded 2-core CPU)."""
 
 import ast
 import importlib.util
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from sdlab.notebooks import NOTEBOOKS_DIR, find_notebooks
+from sdlab.lab.notebooks import NOTEBOOKS_DIR, find_notebooks
 
 NOTEBOOKS = find_notebooks(NOTEBOOKS_DIR)
 IDS = [p.stem for p in NOTEBOOKS]
@@ -29,7 +29,7 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_pair_is_in_sync_and_stripped(path):
     pytest.importorskip("jupytext")
-    from sdlab.notebooks import check_pairs
+    from sdlab.lab.notebooks import check_pairs
 
     assert check_pairs(NOTEBOOKS_DIR, names=[path.stem]) == []
 
@@ -79,7 +79,7 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path):
     missing = _missing_modules(path)
     if missing:
         pytest.skip(f"{path.name} needs {', '.join(missing)}, not installed")
-    from sdlab.notebooks import run_notebook
+    from sdlab.lab.notebooks import run_notebook
 
     run = run_notebook(path, out_dir=tmp_path, smoke=True, log=None, raise_on_error=False)
     if run.error and run.error.startswith("ModuleNotFoundError"):
@@ -127,11 +127,11 @@ assert not FAIL
 
 def test_sync_and_check_pairs(tmp_path):
     pytest.importorskip("jupytext")
-    from sdlab.notebooks import check_pairs, sync_notebooks
+    from sdlab.lab.notebooks import check_pairs, sync_notebooks
 
     py = tmp_path / "99_tiny.py"
     py.write_text(TINY)
-    assert check_pairs(tmp_path) == ["99_tiny.py: no 99_tiny.ipynb (run python -m sdlab.notebooks --sync)"]
+    assert check_pairs(tmp_path) == ["99_tiny.py: no 99_tiny.ipynb (run python -m sdlab.lab.notebooks --sync)"]
     assert sync_notebooks(tmp_path) == [tmp_path / "99_tiny.ipynb"]
     assert check_pairs(tmp_path) == []
     ids = [c["id"] for c in json.loads((tmp_path / "99_tiny.ipynb").read_text())["cells"]]
@@ -152,7 +152,7 @@ def test_runner_sets_parameters_and_environment_and_reports_failures(tmp_path):
     for module in ("papermill", "jupytext", "nbclient", "ipykernel"):
         pytest.importorskip(module)
     from sdlab import SdlabError
-    from sdlab.notebooks import run_notebook
+    from sdlab.lab.notebooks import run_notebook
 
     src = tmp_path / "src" / "99_tiny.py"
     src.parent.mkdir()
@@ -165,3 +165,20 @@ def test_runner_sets_parameters_and_environment_and_reports_failures(tmp_path):
     assert not failed.ok and failed.error.startswith("AssertionError")
     with pytest.raises(SdlabError, match="notebook 99_tiny failed"):
         run_notebook(src, out_dir=tmp_path / "out", parameters={"FAIL": True}, log=None)
+
+
+def test_old_runner_path_forwards_and_still_runs(tmp_path):
+    import subprocess
+    import sys
+
+    import sdlab.lab.notebooks as new
+    import sdlab.notebooks as old
+
+    with pytest.warns(DeprecationWarning, match="sdlab.notebooks moved to sdlab.lab.notebooks"):
+        assert old.check_pairs is new.check_pairs
+    pytest.importorskip("jupytext")
+    (tmp_path / "99_tiny.py").write_text(TINY)
+    cmd = [sys.executable, "-m", "sdlab.notebooks", "--check", "--folder", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 1 and "no 99_tiny.ipynb" in out.stdout  # the new runner's main, via the old path
+    assert "moved to python -m sdlab.lab.notebooks" in out.stderr

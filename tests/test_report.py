@@ -46,3 +46,11 @@ def test_report_writes_figures_and_tables_with_their_settings(report):
         assert conv[column].notna().all(), column
     meta = json.loads((report / "report.json").read_text())
     assert meta["smoke"] is True and meta["seconds"] > 0 and meta["config"]["samplers"]
+
+
+def test_old_path_forwards_with_a_warning():
+    import sdlab.report as old
+    from sdlab.lab.report import build_report
+
+    with pytest.warns(DeprecationWarning, match="sdlab.report moved to sdlab.lab.report"):
+        assert old.build_report is build_report

@@ -360,6 +360,63 @@ def test_sa_solver_without_sigma_range_asks_for_tau_func() -> None:
         comfy.sa_solver(lambda x, sigma: x * 0, start(), karras(4))
 
 
+# --- ComfyUI's names where A1111's samplers of the same algorithm differ --------------------------------------
+
+
+def test_comfyui_lms_ends_with_the_denoised_prediction_a1111_lms_does_not() -> None:
+    # ComfyUI (2025) makes the step to a final 0 a plain denoise; k-diffusion, hence A1111's LMS, steps there
+    from sdlab.samplers import sample
+
+    x_t, sigmas = start(), karras(8)
+    for name, denoises in (("lms", True), ("LMS", False)):
+        seen: list[dict[str, Any]] = []
+        out = sample(Gaussian(), x_t, sigmas, name, callback=seen.append)
+        assert torch.equal(out, seen[-1]["denoised"]) == denoises, name
+    # without a final 0 both are k-diffusion's multistep to the last sigma
+    assert torch.equal(sample(Gaussian(), x_t, sigmas[:-1], "lms"), sample(Gaussian(), x_t, sigmas[:-1], "LMS"))
+
+
+class NoTable:
+    """A k-diffusion-convention denoiser without a training sigma table (no ``.sigmas``)."""
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return Gaussian()(x, sigma)
+
+
+@pytest.mark.parametrize("name", ["uni_pc", "uni_pc_bh2"])
+def test_comfyui_uni_pc_runs_on_any_sigmas_without_a_training_table(name: str) -> None:
+    from sdlab.samplers import sample
+
+    x_t, sigmas = start(), karras(12)
+    out = sample(NoTable(), x_t, sigmas, name)
+    assert torch.isfinite(out).all()
+    # it lands on sigma 0.001 in place of the final 0 (no denoising step): near the exact PF-ODE solution there
+    x_end = MU + (x_t - MU) * math.sqrt(S**2 + comfy.UNI_PC_FINAL_SIGMA**2) / math.sqrt(S**2 + SIGMA_MAX**2)
+    assert float((out - x_end).abs().max()) < 0.03 * S
+    with pytest.raises(SdlabError, match="training sigma table"):  # A1111's UniPC stays on A1111's timesteps
+        sample(NoTable(), x_t, sigmas, "UniPC")
+
+
+def test_comfyui_uni_pc_variants_and_one_step_quirk() -> None:
+    x_t, sigmas = start(), karras(10)
+    bh2 = comfy.uni_pc_bh2(Gaussian(), x_t, sigmas)
+    assert torch.equal(bh2, comfy.uni_pc(Gaussian(), x_t, sigmas, variant="bh2"))
+    assert not torch.equal(bh2, comfy.uni_pc(Gaussian(), x_t, sigmas))
+    # one step: ComfyUI's order min(3, steps - 1) is 0, so it takes no step and only rescales the latent
+    one = comfy.uni_pc(Gaussian(), x_t, torch.tensor([SIGMA_MAX, 0.0], dtype=F64))
+    torch.testing.assert_close(one, x_t * math.sqrt((1 + 0.001**2) / (1 + SIGMA_MAX**2)), rtol=1e-14, atol=0)
+    with pytest.raises(SdlabError, match="repeated"):
+        comfy.uni_pc(Gaussian(), x_t, torch.tensor([SIGMA_MAX, 1.0, 1.0, 0.0], dtype=F64))
+
+
+@pytest.mark.parametrize("name", ["uni_pc", "uni_pc_bh2"])
+def test_comfyui_uni_pc_converges_at_second_order_without_a_final_zero(name: str) -> None:
+    sampler, x_t = getattr(comfy, name), start()
+    exact_min = MU + (x_t - MU) * math.sqrt(S**2 + SIGMA_MIN**2) / math.sqrt(S**2 + SIGMA_MAX**2)
+    errors = [float((sampler(Gaussian(), x_t, karras(n)[:-1]) - exact_min).abs().max()) for n in (16, 64)]
+    assert 1.7 <= math.log(errors[0] / errors[1]) / math.log(4) <= 3.0, errors
+
+
 # --- reproducibility, callbacks, bad knobs --------------------------------------------------------------------
 
 ALL = [*SAMPLERS, "dpmpp_3m"]

@@ -157,12 +157,41 @@ def test_dpm_adaptive_ignores_the_step_count() -> None:
 def test_dpm_solvers_derive_their_endpoints_from_sigmas() -> None:
     x0 = torch.linspace(-20, 20, 5, dtype=F64).view(5, 1)
     sigmas = torch.tensor([10.0, 5.0, 1.0, 0.1, 0.0], dtype=F64)
-    explicit = {"sigma_min": 0.1, "sigma_max": 10.0}
+    # taken from sigmas, the endpoints are 0-d tensors of their dtype (as ComfyUI hands them to k-diffusion)
+    explicit = {"sigma_min": torch.tensor(0.1, dtype=F64), "sigma_max": torch.tensor(10.0, dtype=F64)}
     other = torch.tensor([3.0, 2.0], dtype=F64)
     derived = SAMPLERS["dpm_fast"](gaussian_denoiser, x0, sigmas)
     assert torch.equal(derived, SAMPLERS["dpm_fast"](gaussian_denoiser, x0, other, n=4, **explicit))
     derived = SAMPLERS["dpm_adaptive"](gaussian_denoiser, x0, sigmas)
     assert torch.equal(derived, SAMPLERS["dpm_adaptive"](gaussian_denoiser, x0, other, **explicit))
+
+
+def test_dpm_adaptive_keeps_the_dtype_of_endpoints_taken_from_float64_sigmas() -> None:
+    """k-diffusion computes DPM-Solver's times in the endpoints' dtype: ComfyUI's float64 sigmas give float64
+    times, while Python-float endpoints (A1111 passes the model's range so) give torch's default float32."""
+    x0 = torch.linspace(-20, 20, 5, dtype=F64).view(5, 1)
+    sigmas = torch.tensor([10.0, 5.0, 1.0, 0.1, 0.0], dtype=F64)
+    calls: list[tuple[Tensor, Tensor]] = []
+
+    def noise(sigma: Tensor, sigma_next: Tensor) -> Tensor:
+        calls.append((sigma, sigma_next))
+        return torch.zeros_like(x0)
+
+    SAMPLERS["dpm_adaptive"](gaussian_denoiser, x0, sigmas, eta=1.0, noise_sampler=noise)
+    assert calls and all(a.dtype == b.dtype == F64 for a, b in calls)
+    assert math.isclose(float(calls[0][0]), 10.0, rel_tol=1e-14)  # starts at sigmas[0] ...
+    assert math.isclose(float(calls[-1][1]), 0.1, rel_tol=1e-14)  # ... and ends at the smallest positive sigma
+    calls.clear()
+    SAMPLERS["dpm_adaptive"](gaussian_denoiser, x0, sigmas, eta=1.0, noise_sampler=noise, sigma_min=0.1, sigma_max=10.0)
+    assert calls and all(a.dtype == b.dtype == torch.float32 for a, b in calls)
+
+
+def test_dpm_fast_with_eta_stays_finite_on_float64_endpoints() -> None:
+    """dpm_fast's grid is float32 (as in k-diffusion) and a float64 t_end may round below its last time:
+    k-diffusion's noise radicand then goes negative (NaN); sdlab clamps it, adding no noise on that step."""
+    x = torch.randn(64, 1, generator=torch.Generator().manual_seed(0), dtype=F64) * 10
+    out = SAMPLERS["dpm_fast"](gaussian_denoiser, x, karras(30), eta=1.0, noise_sampler=seeded_noise(x, 1))
+    assert torch.isfinite(out).all()
 
 
 def test_euler_ancestral_with_eta_0_is_euler() -> None:

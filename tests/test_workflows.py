@@ -8,7 +8,7 @@ import torch
 
 import sdlab
 import sdlab.experiments as X
-import sdlab.workflows as W
+import sdlab.lab.workflows as W
 from sdlab import SdlabError
 
 PROMPT = "a red cat"
@@ -160,3 +160,10 @@ def test_jump_chart_has_one_line_per_result(sweep):
     assert str(lines[0].customdata[0][0]).startswith("data:image/png")
     twin = W.jump_chart(sweep, "steps", backend="matplotlib")
     assert len(twin.axes) == 1 + 3  # the chart and the three images of the sweep under it
+
+
+def test_old_path_forwards_with_a_warning():
+    import sdlab.workflows as old
+
+    with pytest.warns(DeprecationWarning, match="sdlab.workflows moved to sdlab.lab.workflows"):
+        assert old.refine is W.refine

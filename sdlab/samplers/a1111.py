@@ -52,6 +52,7 @@ __all__ = [
     "ddim_cfgpp",
     "plms",
     "unipc",
+    "unipc_multistep",
     "lcm",
     "restart",
     "SAMPLERS",
@@ -335,6 +336,100 @@ def _weighted(coeffs: list[float], tensors: list[Tensor]) -> Tensor | float:
     return sum((c * d for c, d in zip(coeffs, tensors, strict=True)), 0.0)
 
 
+def _unipc_update(
+    x_hat: Tensor,
+    ms: list[Tensor],
+    lams: list[float],
+    lam_t: float,
+    p: int,
+    variant: str,
+    predict: Callable[[Tensor], Tensor] | None,
+) -> tuple[Tensor, Tensor | None]:
+    """One UniP-p step in VE form from the last of the points with half log-SNRs ``lams`` to ``lam_t``.
+
+    ``ms`` are the data predictions at those points (oldest first). With ``predict`` (x -> the data prediction at
+    the target), the corrector UniC-p follows, reusing that model call; returns (x, that prediction or None).
+    """
+    h = lam_t - lams[-1]
+    m0 = ms[-1]
+    rks = [(lams[-(k + 1)] - lams[-1]) / h for k in range(1, p)]
+    D1s = [(ms[-(k + 1)] - m0) / rk for k, rk in enumerate(rks, start=1)]
+    rks.append(1.0)
+    hh = -h  # data prediction
+    x_base = math.exp(-h) * x_hat - math.expm1(hh) * m0  # the first-order (DDIM) step
+    if variant == "vary_coeff":
+        C = torch.tensor([[rk**k / math.factorial(k + 1) for k in range(p)] for rk in rks], dtype=torch.float64)
+        h_phi = [math.expm1(hh)]
+        for k in range(1, p + 1):
+            h_phi.append(h_phi[-1] / hh - 1 / math.factorial(k))
+        A_p = torch.linalg.inv(C[:-1, :-1]).tolist() if D1s else []
+        x_t = x_base - _weighted(h_phi[1:p], [_weighted(A_p[k], D1s) for k in range(p - 1)])
+        if predict is None:
+            return x_t, None
+        m_t = predict(x_t)
+        A_c = torch.linalg.inv(C).tolist()
+        x_t = x_base - _weighted(h_phi[1:p], [_weighted(A_c[k][:-1], D1s) for k in range(p - 1)])
+        return x_t - h_phi[p] * A_c[max(p - 2, 0)][-1] * (m_t - m0), m_t
+    B_h = hh if variant == "bh1" else math.expm1(hh)
+    R = torch.tensor([[rk ** (k - 1) for rk in rks] for k in range(1, p + 1)], dtype=torch.float64)
+    b, h_phi_k = [], math.expm1(hh) / hh - 1
+    for k in range(1, p + 1):
+        b.append(h_phi_k * math.factorial(k) / B_h)
+        h_phi_k = h_phi_k / hh - 1 / math.factorial(k + 1)
+    b = torch.tensor(b, dtype=torch.float64)
+    if not D1s:
+        rhos_p = []
+    elif p == 2:
+        rhos_p = [0.5]
+    else:
+        rhos_p = torch.linalg.solve(R[:-1, :-1], b[:-1]).tolist()
+    x_t = x_base - B_h * _weighted(rhos_p, D1s)  # predictor UniP-p
+    if predict is None:
+        return x_t, None
+    m_t = predict(x_t)
+    rhos_c = [0.5] if p == 1 else torch.linalg.solve(R, b).tolist()
+    return x_base - B_h * (_weighted(rhos_c[:-1], D1s) + rhos_c[-1] * (m_t - m0)), m_t  # corrector UniC-p
+
+
+def unipc_multistep(
+    x_hat: Tensor,
+    lam: list[float],
+    data_prediction: Callable[[Tensor, int], Tensor],
+    *,
+    variant: str,
+    order: int,
+    lower_order_final: bool,
+    report: Callable[[Tensor, int, Tensor], None] | None = None,
+) -> Tensor:
+    """Multistep UniPC with data prediction (Zhao et al. 2023) over grid points ``0 .. n``, in VE form.
+
+    ``lam[i]`` is the half log-SNR of grid point ``i``, and ``x_hat`` is VE-scaled with UniPC's sigma
+    ``exp(-lam[0])``. ``data_prediction(x_hat, i)`` is the model's data prediction at point ``i`` (points
+    ``0 .. n - 1`` are evaluated). The first ``order - 1`` steps warm up at orders 1, 2, ...; with
+    ``lower_order_final`` the last steps lower the order to the steps left. Every step but the last is
+    corrected, reusing the model call at the predicted point. ``report(x_hat, i, denoised)`` is called before
+    step ``i``. Returns ``x_hat`` at point ``n``. A1111's and ComfyUI's UniPC both run this; they differ in the
+    grid (A1111's training-table time, ComfyUI's sigmas) and in the order they ask for.
+    """
+    n = len(lam) - 1
+    ms, lams = [data_prediction(x_hat, 0)], [lam[0]]
+    for i in range(n):
+        if report is not None:
+            report(x_hat, i, ms[-1])
+        if i + 1 < order:  # warm-up: orders 1, 2, ... while the history is short
+            p = i + 1
+        elif lower_order_final:
+            p = min(order, n - i)
+        else:
+            p = order
+        last = i + 1 == n
+        predict = None if last else (lambda x_t, j=i + 1: data_prediction(x_t, j))
+        x_hat, m_t = _unipc_update(x_hat, ms, lams, lam[i + 1], p, variant, predict)
+        if not last:
+            ms, lams = [*ms, m_t][-order:], [*lams, lam[i + 1]][-order:]
+    return x_hat
+
+
 @torch.no_grad()
 def unipc(
     model: Any,
@@ -380,7 +475,8 @@ def unipc(
             sigma_min=float(table[0]),
             sigma_max=float(table[-1]),
             got=(float(sig.min()), float(sig.max())),
-            hint="use unipc_sigmas(model, steps); it ends at the smallest training sigma, not 0",
+            hint="use unipc_sigmas(model, steps), which ends at the smallest training sigma, not 0; ComfyUI's "
+            "uni_pc runs on any sigmas",
         )
     if (sig.diff() >= 0).any():
         raise SdlabError("UniPC needs strictly decreasing sigmas", sigmas=sig.tolist(), hint="drop repeated sigmas")
@@ -398,65 +494,13 @@ def unipc(
         eps = to_d(x_in, sigmas[i], model(x_in, sigmas[i] * s_in, **extra_args))
         return x_hat - math.exp(-lam[i]) * eps
 
-    def update(
-        x_hat: Tensor, ms: list[Tensor], idx: list[int], i: int, p: int, corrector: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        """One UniP-p step from grid point ``idx[-1]`` to ``i`` (and UniC-p when ``corrector``), in VE form."""
-        h = lam[i] - lam[idx[-1]]
-        m0 = ms[-1]
-        rks = [(lam[idx[-(k + 1)]] - lam[idx[-1]]) / h for k in range(1, p)]
-        D1s = [(ms[-(k + 1)] - m0) / rk for k, rk in enumerate(rks, start=1)]
-        rks.append(1.0)
-        hh = -h  # data prediction
-        x_base = math.exp(-h) * x_hat - math.expm1(hh) * m0  # the first-order (DDIM) step
-        if variant == "vary_coeff":
-            C = torch.tensor([[rk**k / math.factorial(k + 1) for k in range(p)] for rk in rks], dtype=torch.float64)
-            h_phi = [math.expm1(hh)]
-            for k in range(1, p + 1):
-                h_phi.append(h_phi[-1] / hh - 1 / math.factorial(k))
-            A_p = torch.linalg.inv(C[:-1, :-1]).tolist() if D1s else []
-            x_t = x_base - _weighted(h_phi[1:p], [_weighted(A_p[k], D1s) for k in range(p - 1)])
-            if not corrector:
-                return x_t, None
-            m_t = data_prediction(x_t, i)
-            A_c = torch.linalg.inv(C).tolist()
-            x_t = x_base - _weighted(h_phi[1:p], [_weighted(A_c[k][:-1], D1s) for k in range(p - 1)])
-            return x_t - h_phi[p] * A_c[max(p - 2, 0)][-1] * (m_t - m0), m_t
-        B_h = hh if variant == "bh1" else math.expm1(hh)
-        R = torch.tensor([[rk ** (k - 1) for rk in rks] for k in range(1, p + 1)], dtype=torch.float64)
-        b, h_phi_k = [], math.expm1(hh) / hh - 1
-        for k in range(1, p + 1):
-            b.append(h_phi_k * math.factorial(k) / B_h)
-            h_phi_k = h_phi_k / hh - 1 / math.factorial(k + 1)
-        b = torch.tensor(b, dtype=torch.float64)
-        if not D1s:
-            rhos_p = []
-        elif p == 2:
-            rhos_p = [0.5]
-        else:
-            rhos_p = torch.linalg.solve(R[:-1, :-1], b[:-1]).tolist()
-        x_t = x_base - B_h * _weighted(rhos_p, D1s)  # predictor UniP-p
-        if not corrector:
-            return x_t, None
-        m_t = data_prediction(x_t, i)
-        rhos_c = [0.5] if p == 1 else torch.linalg.solve(R, b).tolist()
-        return x_base - B_h * (_weighted(rhos_c[:-1], D1s) + rhos_c[-1] * (m_t - m0)), m_t  # corrector UniC-p
-
-    x_hat = x / c[0]
-    ms, idx = [data_prediction(x_hat, 0)], [0]
-    for i in range(n):
+    def report(x_hat: Tensor, i: int, denoised: Tensor) -> None:
         if callback is not None:
-            callback({"x": x_hat * c[i], "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": ms[-1]})
-        if i + 1 < order:  # warm-up: orders 1, 2, ... while the history is short
-            p = i + 1
-        elif lower_order_final:
-            p = min(order, n - i)
-        else:
-            p = order
-        last = i + 1 == n
-        x_hat, m_t = update(x_hat, ms, idx, i + 1, p, corrector=not last)
-        if not last:
-            ms, idx = [*ms, m_t][-order:], [*idx, i + 1][-order:]
+            callback({"x": x_hat * c[i], "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+
+    x_hat = unipc_multistep(
+        x / c[0], lam, data_prediction, variant=variant, order=order, lower_order_final=lower_order_final, report=report
+    )
     return x_hat * c[n]
 
 

@@ -96,7 +96,8 @@ def _c(key: str, **kw: Any) -> SamplerInfo:
 
 
 ANC = "ancestral"
-_COMFY_DISCARD = frozenset({"dpm_2", "dpm_2_ancestral", "unipc", "unipc_bh2"})  # DISCARD_PENULTIMATE_SIGMA_SAMPLERS
+# ComfyUI's DISCARD_PENULTIMATE_SIGMA_SAMPLERS (dpm_2, dpm_2_ancestral, uni_pc, uni_pc_bh2), by sdlab key
+_COMFY_DISCARD = frozenset({"dpm_2", "dpm_2_ancestral", "unipc_comfy", "unipc_bh2"})
 S_NOISE = ("s_noise",)
 
 # fmt: off
@@ -136,7 +137,8 @@ _CATALOGUE: tuple[SamplerInfo, ...] = (
        order="1", nfe_per_step="1", stochastic="churn", a1111="Euler", a1111_aliases=("k_euler",),
        comfy=("euler",), a1111_extra=CHURN),
     _k("lms", description="Linear multistep (Adams-Bashforth, up to 4th order) in sigma",
-       order="4", nfe_per_step="1", stochastic="no", a1111="LMS", a1111_aliases=("k_lms",), comfy=("lms",)),
+       order="4", nfe_per_step="1", stochastic="no", a1111="LMS", a1111_aliases=("k_lms",), comfy=("lms",),
+       comfy_options={"denoise_to_zero": True}),  # ComfyUI's lms ends with the denoised prediction, k-diffusion's not
     _k("heun", description="Heun's method, second order (Karras et al. 2022, Alg. 2); the last step is Euler",
        order="2", nfe_per_step="2", stochastic="churn", a1111="Heun", a1111_aliases=("k_heun",), comfy=("heun",),
        second_order=True, a1111_extra=CHURN),
@@ -163,14 +165,17 @@ _CATALOGUE: tuple[SamplerInfo, ...] = (
        order="1", nfe_per_step="1", stochastic="no", a1111="DDIM CFG++", timesteps=True, a1111_eta="ddim"),
     _a("plms", description="PLMS: pseudo linear multistep, 4th-order Adams-Bashforth on eps (Liu et al. 2022)",
        order="4", nfe_per_step="1", stochastic="no", a1111="PLMS", timesteps=True),
-    _a("unipc", description="UniPC: unified predictor-corrector, bh1, order 3 (Zhao et al. 2023)",
-       order="3", nfe_per_step="1", stochastic="no", a1111="UniPC", comfy=("uni_pc",), timesteps=True,
-       discard_penultimate=False, comfy_options={"variant": "bh1"}),
+    _a("unipc", description="UniPC: unified predictor-corrector, bh1, order 3 (Zhao et al. 2023), on A1111's timesteps",
+       order="3", nfe_per_step="1", stochastic="no", a1111="UniPC", timesteps=True, discard_penultimate=False),
     _a("lcm", description="LCM: jump to the consistency model's x0, then re-noise (Luo et al. 2023)",
        order="1", nfe_per_step="1", stochastic="yes", a1111="LCM", a1111_aliases=("k_lcm",)),
     # --- ComfyUI's further base algorithms ---------------------------------------------------------------------
-    _a("unipc_bh2", func="a1111:unipc", description="UniPC with the bh2 variant (ComfyUI's uni_pc_bh2)",
-       order="3", nfe_per_step="1", stochastic="no", comfy=("uni_pc_bh2",), comfy_options={"variant": "bh2"}),
+    _c("unipc_comfy", func="comfy:uni_pc", comfy=("uni_pc",),
+       description="ComfyUI's UniPC (bh1) on the schedule's sigmas; a final 0 becomes 0.001", order="3",
+       nfe_per_step="1", stochastic="no"),
+    _c("unipc_bh2", func="comfy:uni_pc_bh2", comfy=("uni_pc_bh2",),
+       description="ComfyUI's UniPC with the bh2 variant on the schedule's sigmas", order="3", nfe_per_step="1",
+       stochastic="no"),
     _k("ddim_comfy", func="kdiffusion:euler", description="ComfyUI's 'ddim': Euler steps on the chosen schedule",
        order="1", nfe_per_step="1", stochastic="no", comfy=("ddim",)),
     _c("euler_cfg_pp", description="Euler CFG++: step along the unconditional prediction", order="1",

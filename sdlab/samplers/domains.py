@@ -264,7 +264,10 @@ SAMPLER_OPTION_DOMAINS: dict[str, dict[str, Domain]] = {
     "kdiffusion:heun": _CHURN,
     "kdiffusion:dpm_2": _CHURN,
     "kdiffusion:dpm_2_ancestral": _ANCESTRAL,
-    "kdiffusion:lms": {"order": Domain.integer(1, note="k-diffusion's default is 4")},
+    "kdiffusion:lms": {
+        "order": Domain.integer(1, note="k-diffusion's default is 4"),
+        "denoise_to_zero": Domain.flag("True: the step to sigma 0 returns the denoised prediction (ComfyUI's lms)"),
+    },
     "kdiffusion:dpm_fast": {
         **_ANCESTRAL,
         **_DPM_RANGE,
@@ -331,6 +334,8 @@ SAMPLER_OPTION_DOMAINS: dict[str, dict[str, Domain]] = {
     "comfy:sa_solver": {**_SA_SOLVER, "use_pece": Domain.flag()},
     "comfy:sa_solver_pece": _SA_SOLVER,
     "comfy:dpmpp_3m": {},
+    "comfy:uni_pc": {"variant": Domain.one_of("bh1", "bh2", note="uni_pc is bh1, uni_pc_bh2 is bh2")},
+    "comfy:uni_pc_bh2": {},
     # diffusers' schedulers (sdlab/samplers/diffusers_engine.py); further keyword arguments go to diffusers
     "diffusers_engine:sample_diffusers": {
         "scheduler_class": Domain.text("a diffusers scheduler class name"),

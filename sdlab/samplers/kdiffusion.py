@@ -1,4 +1,4 @@
-"""The 13 k-diffusion samplers that A1111 and ComfyUI run (k-diffusion v0.0.16), one plain function each.
+"""The 13 k-diffusion samplers that A1111 and ComfyUI run (k-diffusion 0.1.1.post1), one plain function each.
 
 Each has sdlab's signature ``fn(model, x, sigmas, *, extra_args=None, callback=None, noise_sampler=None,
 **knobs) -> x`` (see :mod:`sdlab.samplers.base`), k-diffusion's knobs and defaults, and k-diffusion's
@@ -319,8 +319,13 @@ def lms(
     callback: Callback | None = None,
     noise_sampler: NoiseSampler | None = None,
     order: int = 4,
+    denoise_to_zero: bool = False,
 ) -> Tensor:
-    """Linear multistep (Adams-Bashforth) in sigma on the last ``order`` slopes (Karras et al. 2022; k-diffusion)."""
+    """Linear multistep (Adams-Bashforth) in sigma on the last ``order`` slopes (Karras et al. 2022; k-diffusion).
+
+    The step to a final sigma of 0 is k-diffusion's multistep step (A1111's "LMS"), or with
+    ``denoise_to_zero=True`` the denoised prediction itself (ComfyUI's ``lms`` since 2025, which sets it).
+    """
     _check("lms", x, sigmas)
     if order < 1:
         raise SdlabError("LMS order must be >= 1", hint="k-diffusion's default is 4", order=order)
@@ -332,8 +337,11 @@ def lms(
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         ds = [*ds, to_d(x, sigmas[i], denoised)][-order:]
         _tell(callback, x, i, sigmas[i], sigmas[i], denoised)
-        coeffs = lms_coefficients(t, i, min(i + 1, order))
-        x = x + sum(c * d for c, d in zip(coeffs, reversed(ds), strict=True))
+        if denoise_to_zero and sigmas[i + 1] == 0:
+            x = denoised  # ComfyUI's denoising step
+        else:
+            coeffs = lms_coefficients(t, i, min(i + 1, order))
+            x = x + sum(c * d for c, d in zip(coeffs, reversed(ds), strict=True))
     return x
 
 
@@ -377,30 +385,42 @@ def _dpm_solver_3(
     return x - _sigma(t_next) * h.expm1() * eps - _sigma(t_next) / r2 * (h.expm1() / h - 1) * (eps_r2 - eps)
 
 
+def _endpoint(sigma: float | Tensor) -> Tensor:
+    """As k-diffusion's ``torch.tensor(sigma)``: a tensor keeps dtype and device, a number gets the default dtype."""
+    if isinstance(sigma, Tensor):
+        return sigma.detach().clone()
+    return torch.tensor(float(sigma))
+
+
 def _dpm_solver_setup(
     name: str,
     model: Denoiser,
     x: Tensor,
     sigmas: Tensor,
     extra_args: dict[str, Any] | None,
-    sigma_min: float | None,
-    sigma_max: float | None,
+    sigma_min: float | Tensor | None,
+    sigma_max: float | Tensor | None,
     eta: float,
 ) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
-    """Endpoints t_start, t_end (log-SNR) and the noise-prediction eps(x, t) that DPM-Solver integrates."""
+    """Endpoints t_start, t_end (log-SNR) and the noise-prediction eps(x, t) that DPM-Solver integrates.
+
+    The times are 0-d tensors in the endpoints' dtype, as k-diffusion makes them: by default the endpoints are
+    taken from ``sigmas`` (so float64 sigmas give float64 times, as ComfyUI passes them), while a number passed
+    as ``sigma_min`` / ``sigma_max`` (A1111 passes the model's range as floats) gives torch's default dtype.
+    """
     _check(name, x, sigmas)
-    sigma_max = float(sigmas[0]) if sigma_max is None else float(sigma_max)
-    sigma_min = float(sigmas[sigmas > 0].min()) if sigma_min is None else float(sigma_min)
-    if sigma_min <= 0 or sigma_max <= 0:
-        raise SdlabError("DPM-Solver needs sigma_min and sigma_max > 0", sampler=name, sigma_min=sigma_min)
-    # Like k-diffusion, times are 0-d tensors of the default dtype (float32), whatever x's dtype.
-    t_start, t_end = _t(torch.tensor(sigma_max)), _t(torch.tensor(sigma_min))
+    sig_max = _endpoint(sigmas[0] if sigma_max is None else sigma_max)
+    sig_min = _endpoint(sigmas[sigmas > 0].min() if sigma_min is None else sigma_min)
+    lo, hi = float(sig_min), float(sig_max)  # for the messages
+    if not (lo > 0 and hi > 0):
+        raise SdlabError("DPM-Solver needs sigma_min and sigma_max > 0", sampler=name, sigma_min=lo, sigma_max=hi)
+    t_start, t_end = _t(sig_max), _t(sig_min)
     if t_end == t_start:
         raise SdlabError(
-            f"{name} integrates from sigma_max to sigma_min, and both are {sigma_max:g} here: nothing to integrate",
+            f"{name} integrates from sigma_max to sigma_min, and both are {hi:g} here: nothing to integrate",
             sampler=name,
-            sigma_min=sigma_min,
-            sigma_max=sigma_max,
+            sigma_min=lo,
+            sigma_max=hi,
             hint="by default they are the schedule's first and smallest positive sigma, so a schedule ending in 0 "
             "needs >= 2 steps; or pass sigma_min= and sigma_max= (A1111 passes the model's own range)",
         )
@@ -416,14 +436,19 @@ def _dpm_solver_setup(
 
 
 def _ancestral_target(t: Tensor, t_next: Tensor, t_end: Tensor, eta: float) -> tuple[Tensor, Tensor | float]:
-    """Where an ancestral DPM-Solver step lands (t_down, capped at t_end) and the noise sigma_up it then adds."""
+    """Where an ancestral DPM-Solver step lands (t_down, capped at t_end) and the noise sigma_up it then adds.
+
+    The noise's radicand is clamped at 0. It is negative only by rounding: dpm_fast's grid is float32 (torch's
+    default dtype, as in k-diffusion) while float64 endpoints give a float64 t_end, so the last grid time may
+    round past t_end; k-diffusion then returns NaN, where the cap at t_end means no noise is left to add.
+    """
     if not eta:
         return t_next, 0.0
     # get_ancestral_step's sigma_down, kept in the times' dtype as k-diffusion computes it
     sigma, sigma_next = _sigma(t), _sigma(t_next)
     sigma_up = torch.minimum(sigma_next, eta * (sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2) ** 0.5)
     t_down = torch.minimum(t_end, _t((sigma_next**2 - sigma_up**2) ** 0.5))
-    return t_down, (sigma_next**2 - _sigma(t_down) ** 2) ** 0.5
+    return t_down, (sigma_next**2 - _sigma(t_down) ** 2).clamp(min=0) ** 0.5
 
 
 @torch.no_grad()
