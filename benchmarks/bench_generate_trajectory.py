@@ -14,7 +14,7 @@ import torch
 
 import sdlab
 from sdlab.generation import load, schedule_for
-from sdlab.rng import ImageRNG
+from sdlab.noise import ImageRNG
 from sdlab.samplers.kdiffusion import dpmpp_2m
 
 PROMPT = "two small red circles and a large blue square, sunset sky"

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-import sdlab.metrics as M
-from sdlab.store import ResultsStore
+import sdlab.measure.metrics as M
+from sdlab.sweeps.store import ResultsStore
 
 ROWS_PER_CELL = 8
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from sdlab.sweep import expand, run_sweep
+from sdlab.sweeps import expand, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -49,8 +49,8 @@ import torch
 from torch import Tensor
 
 from sdlab import schedules
+from sdlab.noise.brownian import BrownianTreeNoiseSampler
 from sdlab.samplers import sample
-from sdlab.samplers.brownian import BrownianTreeNoiseSampler
 from sdlab.samplers.catalogue import SAMPLERS as CATALOGUE
 
 

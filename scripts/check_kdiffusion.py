@@ -44,7 +44,7 @@ from torch import Tensor
 
 from sdlab import schedules
 from sdlab.groundtruth import toy_mixture
-from sdlab.samplers.brownian import BrownianTreeNoiseSampler
+from sdlab.noise.brownian import BrownianTreeNoiseSampler
 from sdlab.samplers.kdiffusion import SAMPLERS
 
 TOLERANCE = 1e-6

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import sdlab  # noqa: E402
-from sdlab.embedded.classifier import PAIRS, load_classifier, predict  # noqa: E402
-from sdlab.embedded.classifier import relation_holds as holds  # noqa: E402
-from sdlab.embedded.dataset import make_dataset  # noqa: E402
+from sdlab.embedded.training.classifier import PAIRS, load_classifier, predict  # noqa: E402
+from sdlab.embedded.training.classifier import relation_holds as holds  # noqa: E402
+from sdlab.embedded.training.dataset import make_dataset  # noqa: E402
 from sdlab.generation import load  # noqa: E402
 
 OPPOSITE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}

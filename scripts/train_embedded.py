@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdlab.embedded.train import TrainConfig, train  # noqa: E402
+from sdlab.embedded.training.train import TrainConfig, train  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,6 @@
-"""Train the embedded model's tiny decoder (TAESD-style) by distilling its VAE; see sdlab/embedded/tiny_decoder.py.
+"""Train the embedded model's tiny decoder (TAESD-style) by distilling its VAE.
+
+See sdlab/embedded/training/tiny_decoder.py.
 
 python scripts/train_tiny_decoder.py [--out sdlab/embedded/weights/mini-sd-taesd] [--steps 1500] [--threads 2]
 """
@@ -9,7 +11,7 @@ import argparse
 import json
 
 from sdlab.embedded import WEIGHTS_DIR
-from sdlab.embedded.tiny_decoder import TinyDecoderConfig, train_tiny_decoder
+from sdlab.embedded.training.tiny_decoder import TinyDecoderConfig, train_tiny_decoder
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "generate": "sdlab.generation",
     "GenerateResult": "sdlab.generation",
-    "get_sigmas": "sdlab.schedules",
+    "get_sigmas": "sdlab.samplers.sigmas",
     "list_schedules": "sdlab.schedules",
     "sample": "sdlab.samplers",
     "list_samplers": "sdlab.samplers",
@@ -36,7 +36,7 @@ _LAZY = {
     "load_model": "sdlab.models",
     "unload_models": "sdlab.generation",
     "RunSpec": "sdlab.spec",
-    "ImageRNG": "sdlab.rng",
+    "ImageRNG": "sdlab.noise",
     "parse_infotext": "sdlab.infotext",
     "compare": "sdlab.measure.metrics",
     "ResultsStore": "sdlab.sweeps.store",

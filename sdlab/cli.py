@@ -8,14 +8,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sdlab.embedded.training import evaluate as embedded_eval
 from sdlab.errors import SdlabError
+from sdlab.generation import generate
+from sdlab.lab.report import build_report
+from sdlab.samplers import list_samplers
+from sdlab.schedules import list_schedules
+from sdlab.sweeps import run_sweep, summarize
+from sdlab.viz.display import image_grid, save_image
 
 __all__ = ["main"]
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from sdlab.generation import generate
-
     options = dict(_option(item) for item in args.option or [])
     result = generate(
         args.prompt,
@@ -63,8 +68,6 @@ def _option(item: str) -> tuple[str, Any]:
 
 
 def _cmd_samplers(args: argparse.Namespace) -> int:
-    from sdlab.samplers import list_samplers
-
     rows = list_samplers()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -82,8 +85,6 @@ def _cmd_samplers(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedules(args: argparse.Namespace) -> int:
-    from sdlab.schedules import list_schedules
-
     rows = [info if isinstance(info, dict) else vars(info) for info in list_schedules()]
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
@@ -94,21 +95,19 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_model(args: argparse.Namespace) -> int:
-    from sdlab.embedded.evaluate import evaluate_model, format_table, metrics_json, samples_grid
-
-    metrics = evaluate_model(n=args.n, seed=args.seed, progress=not args.quiet, folder=args.model)
-    print(json.dumps(metrics_json(metrics), indent=2) if args.json else format_table(metrics))
-    if args.grid:
-        from sdlab.viz.display import save_image
-
-        save_image(samples_grid(metrics), args.grid)
+    metrics = embedded_eval.evaluate_model(n=args.n, seed=args.seed, progress=not args.quiet, folder=args.model)
+    print(
+        json.dumps(embedded_eval.metrics_json(metrics), indent=2) if args.json else embedded_eval.format_table(metrics)
+    )
+    if args.grid:  # 12 held-out captions (rows) at CFG 5 and CFG 1 (columns), cells enlarged twice
+        rows, captions = embedded_eval.sample_rows(metrics, 12)
+        grid = image_grid(rows, row_labels=captions, col_labels=list(embedded_eval.SAMPLE_COLUMNS), scale=2)
+        save_image(grid, args.grid)
     return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
-
-    from sdlab.sweeps import run_sweep, summarize
 
     ray = args.ray is not None
     table = run_sweep(
@@ -123,8 +122,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sdlab.lab.report import build_report
-
     path = build_report(args.out, smoke=args.smoke, model=args.model, progress=not args.quiet)
     print(path)
     return 0
@@ -236,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(exc: Exception) -> int:
     """One line for an error: SdlabError as it is, OSError with its path, anything else as a failure to report."""
+    if isinstance(exc, BrokenPipeError):  # the reader went away (sdlab samplers | head): nothing to report
+        sys.stderr.close()
+        return 0
     if isinstance(exc, SdlabError):
         print(f"sdlab: error: {exc}", file=sys.stderr)
         return 2

@@ -22,8 +22,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sdlab import limits
 from sdlab.errors import SdlabError
+from sdlab.infotext import format_infotext, write_new_png
+from sdlab.models import load_model
+from sdlab.models.denoisers import LCMEpsDenoiser, training_sigmas
+from sdlab.models.loading import SDModel, resolve_device
+from sdlab.noise import rng as rng_mod
+from sdlab.samplers import sample
 from sdlab.samplers.catalogue import ResolvedSampler, resolve_sampler
+from sdlab.samplers.diffusers_engine import scheduler_sigmas
+from sdlab.schedules import get_sigmas
+from sdlab.schedules.timesteps import TIMESTEP_SIGMAS
 from sdlab.spec import RunSpec
 
 __all__ = [
@@ -58,8 +68,6 @@ def load(model: Any = None, *, device: str | None = None, dtype: Any = None) -> 
         return model
     key = _model_key(model, device, dtype)
     if key not in _MODELS:
-        from sdlab.models import load_model
-
         loaded = load_model(model, device=device, dtype=dtype)
         while len(_MODELS) >= MODEL_CACHE_SIZE:
             _MODELS.popitem(last=False)
@@ -84,7 +92,6 @@ def unload_models() -> int:
 
 def _model_key(model: str | Path | None, device: str | None, dtype: Any) -> tuple[str, str, str]:
     """One key per model, device and dtype as they resolve: None and "embedded", device None and "cpu" alike."""
-    from sdlab.models.loading import resolve_device
 
     dev, dt = resolve_device(device, dtype)
     name = "embedded" if model is None or str(model) == "embedded" else str(Path(str(model)).expanduser())
@@ -100,7 +107,6 @@ def _free_memory() -> None:
 
 
 def _check_model_object(model: Any, device: Any, dtype: Any) -> None:
-    from sdlab.models.loading import SDModel, resolve_device
 
     if not isinstance(model, SDModel):  # duck typing: hasattr on an SDModel would hash its weights
         missing = [name for name in MODEL_INTERFACE if not hasattr(model, name)]
@@ -149,24 +155,19 @@ def schedule_for(
     "Automatic" takes the schedule the name carries ("DPM++ 2M Karras"), else the sampler's A1111 default; A1111's
     DDIM, PLMS and UniPC then run on their own fixed timesteps (given here as the matching sigmas).
     """
-    from sdlab.schedules import get_sigmas
 
     resolved = resolve_sampler(sampler)
     info = resolved.info
     name = schedule
-    if is_a1111_lcm(resolved):
+    if resolved.lcm_denoiser:
         model = _LCMTable.of(model)
-    if resolved.flavour == "diffusers":  # the scheduler's own timesteps
-        from sdlab.samplers.diffusers_engine import scheduler_sigmas
-
+    if resolved.front_end == "diffusers":  # the scheduler's own timesteps
         kwargs = {k: v for k, v in schedule_options.items() if k != "generator"}
         return scheduler_sigmas(resolved.options["scheduler_class"], steps, model, **kwargs), "diffusers"
     if schedule.lower() == "automatic":
         if resolved.schedule:
             name = resolved.schedule
-        elif info.timesteps and resolved.flavour == "a1111":
-            from sdlab.samplers.a1111 import TIMESTEP_SIGMAS
-
+        elif resolved.own_timesteps:
             return TIMESTEP_SIGMAS[info.key](model, steps), f"{info.key} timesteps"
         else:
             name = info.default_schedule
@@ -193,11 +194,10 @@ def check_run(sampler: str | ResolvedSampler, schedule: str, steps: int, model: 
     """
     resolved = resolve_sampler(sampler)
     sigmas, _ = schedule_for(resolved, schedule, steps, model)
-    if resolved.flavour == "diffusers" or not hasattr(model, "inner_denoiser"):
+    if resolved.front_end == "diffusers" or not hasattr(model, "inner_denoiser"):
         return sigmas  # a diffusers scheduler checks its own steps; a bare denoiser has no table to stand in for
-    from sdlab.samplers import sample
 
-    dry = _DryDenoiser(model.inner_denoiser(lcm=is_a1111_lcm(resolved)))
+    dry = _DryDenoiser(model.inner_denoiser(lcm=resolved.lcm_denoiser))
     channels = model.latent_shape(8, 8)[0]
     x = torch.ones(1, channels, 1, 1) * init_noise_scale(resolved, sigmas)
     sample(dry, x, sigmas, resolved, noise_sampler=lambda sigma, sigma_next: torch.zeros_like(x), **sampler_options)
@@ -222,8 +222,11 @@ class _DryDenoiser:
 
 
 def is_a1111_lcm(resolved: ResolvedSampler) -> bool:
-    """A1111's "LCM" runs on its own denoiser and its 50 LCM timesteps (ComfyUI's "lcm" does not)."""
-    return resolved.info.key == "lcm" and resolved.flavour == "a1111"
+    """A1111's "LCM" runs on its own denoiser and its 50 LCM timesteps (ComfyUI's "lcm" does not).
+
+    The same as ``resolved.lcm_denoiser`` (:attr:`sdlab.samplers.catalogue.ResolvedSampler.lcm_denoiser`).
+    """
+    return resolved.lcm_denoiser
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,6 @@ class _LCMTable:
 
     @classmethod
     def of(cls, model: Any) -> _LCMTable:
-        from sdlab.models.denoisers import LCMEpsDenoiser, training_sigmas
 
         if model is None:  # SD 1.x
             table = training_sigmas({"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012})
@@ -280,7 +282,7 @@ class GenerateResult:
     latents: Tensor
     specs: list[RunSpec]
     trajectories: list[Trajectory] | None
-    nfe: int
+    nfe: int | None  # model evaluations in all; None (unknown) when the denoiser keeps no count
     seconds: float
     sigmas: Tensor
 
@@ -305,7 +307,6 @@ class GenerateResult:
         either the complete file or nothing; files finished before a failure stay. An OSError (a read-only
         folder, a file where the folder should be, a full disk) is raised as an SdlabError naming the path.
         """
-        from sdlab.infotext import format_infotext, write_new_png
 
         paths: list[Path] = []
         for img, spec in zip(self.pil(), self.specs, strict=True):
@@ -385,7 +386,7 @@ def generate(
     sigmas, schedule_resolved = schedule_for(
         resolved, schedule, steps, sd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho,
         always_discard_penultimate=always_discard_penultimate,
-        **(sampler_options if resolved.flavour == "diffusers" else {}),
+        **(sampler_options if resolved.front_end == "diffusers" else {}),
     )  # fmt: skip
     sigmas = _slice(sigmas, a.start_step, a.end_step, return_leftover_noise, resolved.label)
     common = dict(
@@ -405,8 +406,7 @@ def generate(
         sd, resolved, sigmas, seeds, a.prompts, a.negatives, latents, a.batch_size or len(seeds), run,
         decode=decode, leftover=return_leftover_noise, progress=progress,
     )  # fmt: skip
-    lat = torch.cat(finals)
-    imgs = torch.cat(images) if images else torch.empty(0)
+    imgs, lat = (torch.cat(images) if images else torch.empty(0)), torch.cat(finals)
     return GenerateResult(imgs, lat, specs, trajs if trajectory else None, nfe, time.perf_counter() - t0, sigmas)
 
 
@@ -432,7 +432,6 @@ def _check_arguments(
     device: Any, dtype: Any, **flags: Any,
 ) -> _Arguments:  # fmt: skip
     """The cheap checks, before any model work: each bad argument raises one SdlabError naming it."""
-    from sdlab import rng as rng_mod
 
     seeds = _seed_list(seeds)
     _check(steps, cfg, seeds, sampler)
@@ -444,8 +443,6 @@ def _check_arguments(
     _check_flags(label, **flags)
     _check_latents(latents, bool(flags["add_noise"]))
     if device is not None or dtype is not None:
-        from sdlab.models.loading import resolve_device
-
         resolve_device(device, dtype)  # unusable devices ("meta", CUDA without CUDA, ...) and unknown dtypes
     return _Arguments(
         resolved=resolved,
@@ -483,7 +480,6 @@ def _check_for_model(
     sd: Any, size: tuple[int, int] | None, clip_skip: int, latents: Tensor | None, n: int, sampler: str
 ) -> tuple[int, int]:
     """The checks that need the model, before any work on it; the size to generate at."""
-    from sdlab import limits
 
     width, height = size or tuple(sd.default_size)
     shape = sd.latent_shape(width, height)
@@ -514,9 +510,10 @@ def _sample_batches(
     decode: bool,
     leftover: bool,
     progress: bool,
-) -> tuple[list[Tensor], list[Tensor], list[Trajectory], int]:
-    """Sample ``batch_size`` images at a time: decoded images, final latents, trajectories and the NFE."""
-    images, finals, trajs, nfe = [], [], [], 0
+) -> tuple[list[Tensor], list[Tensor], list[Trajectory], int | None]:
+    """Sample ``batch_size`` images at a time: decoded images, final latents, trajectories and the NFE (or None)."""
+    images, finals, trajs = [], [], []
+    nfe: int | None = 0
     bar = _progress(len(seeds), progress, resolved.label)
     for b in range(0, len(seeds), batch_size):
         sl = slice(b, b + batch_size)
@@ -525,7 +522,7 @@ def _sample_batches(
             sd, resolved, sigmas, seeds[sl], prompts[sl], negatives[sl], latents=part, **run
         )
         finals.append(x.float().cpu())
-        nfe += batch_nfe
+        nfe = None if nfe is None or batch_nfe is None else nfe + batch_nfe  # unknown stays unknown
         if decode:
             images.append(sd.decode(denoised_last if leftover else x))
         trajs.extend(batch_trajs)
@@ -552,13 +549,11 @@ def _run_batch(
     latents: Tensor | None,
     trajectory: bool,
     options: dict[str, Any],
-) -> tuple[Tensor, Tensor, list[Trajectory], int]:
-    from sdlab import rng as rng_mod
-    from sdlab.samplers import sample
+) -> tuple[Tensor, Tensor, list[Trajectory], int | None]:
 
     shape = sd.latent_shape(width, height)
     options = dict(options)
-    if resolved.flavour == "diffusers":  # diffusers' way: one CPU generator per image, initial noise then steps
+    if resolved.front_end == "diffusers":  # diffusers' way: one CPU generator per image, initial noise then steps
         gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         noise = torch.stack([torch.randn(shape, generator=g) for g in gens]).to(sd.device)
         options["generator"] = gens
@@ -568,12 +563,10 @@ def _run_batch(
     base = torch.zeros_like(noise) if latents is None else latents.to(device=sd.device, dtype=torch.float32)
     x = base + noise * init_noise_scale(resolved, sigmas).to(noise) if add_noise else base
     cond = sd.encode_prompt(prompts, negatives, clip_skip=clip_skip, size=(width, height))
-    if resolved.info.key == "ddim_cfgpp" and resolved.flavour == "a1111":
-        from sdlab.samplers.a1111 import CFGPP_SCALE_DIVISOR
-
-        cfg = cfg / CFGPP_SCALE_DIVISOR  # A1111's DDIM CFG++ reads the CFG scale divided by 12.5 (7 -> 0.56)
-    denoiser = sd.denoiser(cond, cfg, lcm=is_a1111_lcm(resolved))
-    if resolved.flavour == "diffusers":
+    if resolved.cfg_divisor != 1:
+        cfg = cfg / resolved.cfg_divisor  # A1111's DDIM CFG++ reads the CFG scale divided by 12.5 (7 -> 0.56)
+    denoiser = sd.denoiser(cond, cfg, lcm=resolved.lcm_denoiser)
+    if resolved.front_end == "diffusers":
         noise_sampler = None
     elif resolved.info.brownian:
         noise_sampler = rng_mod.brownian_noise_sampler(x, sigmas, seeds, source=rng)  # A1111: no ENSD here
@@ -588,7 +581,7 @@ def _run_batch(
         last["denoised"] = info["denoised"]
         if not trajectory:
             return
-        now, nfe = time.perf_counter() - t0, int(getattr(denoiser, "nfe", 0))
+        now, nfe = time.perf_counter() - t0, evaluations(denoiser)
         xs, ds = info["x"].detach().float().cpu(), info["denoised"].detach().float().cpu()
         sigma_hat = info.get("sigma_hat", info["sigma"])
         for k, tr in enumerate(trajs):
@@ -606,19 +599,25 @@ def _run_batch(
 
     out = sample(denoiser, x, sigmas.to(sd.device), resolved, callback=record, noise_sampler=noise_sampler, **options)
     out = _final_latent(resolved, sigmas, out)
-    return out, last.get("denoised", out), trajs, int(getattr(denoiser, "nfe", 0))
+    return out, last.get("denoised", out), trajs, evaluations(denoiser)
+
+
+def evaluations(denoiser: Any) -> int | None:
+    """The model evaluations ``denoiser`` counted so far (its ``nfe``); None (unknown) when it keeps no count."""
+    nfe = getattr(denoiser, "nfe", None)
+    return None if nfe is None else int(nfe)
 
 
 def init_noise_scale(resolved: ResolvedSampler, sigmas: Tensor) -> Tensor:
     """sigma_0, except that A1111 hands DDIM, PLMS and UniPC unit noise as the VP latent: sqrt(1 + sigma_0^2)."""
-    if resolved.info.timesteps and resolved.flavour == "a1111":
+    if resolved.own_timesteps:
         return (1 + sigmas[0] ** 2).sqrt()
     return sigmas[0]
 
 
 def _final_latent(resolved: ResolvedSampler, sigmas: Tensor, x: Tensor) -> Tensor:
     """What A1111 decodes: the timestep samplers end at the first training sigma, in VP scaling."""
-    if resolved.info.timesteps and resolved.flavour == "a1111" and float(sigmas[-1]) > 0:
+    if resolved.own_timesteps and float(sigmas[-1]) > 0:
         return x / (1 + sigmas[-1].to(x) ** 2).sqrt()
     return x
 

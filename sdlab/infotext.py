@@ -355,7 +355,7 @@ def _split_pairs(line: str) -> Iterator[tuple[str, str]]:
         pos = m.end()
 
 
-def _split_sampler(sampler: str) -> tuple[str, str | None]:
+def split_sampler(sampler: str) -> tuple[str, str | None]:
     """A1111's legacy reading of "DPM++ 2M Karras": the sampler "DPM++ 2M" and the schedule "Karras"."""
     schedule = None
     for label, name, aliases in SCHEDULE_LABELS:
@@ -417,7 +417,7 @@ def parse_infotext(text: str, *, defaults: bool = True) -> dict[str, Any]:
         params[key] = value
 
     if "Sampler" in params and "Schedule type" not in params:
-        sampler, schedule = _split_sampler(params["Sampler"])
+        sampler, schedule = split_sampler(params["Sampler"])
         if schedule is not None:
             params["Sampler"], params["Schedule type"] = sampler, schedule
     if defaults:

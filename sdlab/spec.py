@@ -16,6 +16,10 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sdlab.errors import SdlabError
+from sdlab.infotext import SCHEDULE_LABELS, split_sampler
+from sdlab.noise.rng import sampler_uses_ensd
+from sdlab.samplers.catalogue import resolve_sampler
+from sdlab.schedules import list_schedules, resolve_schedule
 
 if TYPE_CHECKING:
     from sdlab.samplers.catalogue import ResolvedSampler, SamplerInfo
@@ -100,8 +104,6 @@ class RunSpec:
         runs them the same way, otherwise under sdlab's names tagged "(ComfyUI)" or "(sdlab)", which A1111 does
         not know, with their options in an "sdlab options" key. :func:`from_a1111` reads either back.
         """
-        from sdlab.rng import sampler_uses_ensd
-        from sdlab.samplers.catalogue import resolve_sampler
 
         resolved = resolve_sampler(self.sampler)
         opts = dict(self.sampler_options)
@@ -170,10 +172,6 @@ A1111_SCHEDULES: dict[str, str] = {
     "ddim_uniform": "DDIM",
     "beta_a1111": "Beta",
 }
-# A1111 runs these its own way under any name or option: its timestep samplers (fixed timesteps, VP-scaled start
-# and end), DPM fast / adaptive (the model's own sigma range, eta 1), LCM (its own denoiser and 50 timesteps) and
-# DDIM CFG++ (CFG scale / 12.5). A run of the same algorithm under a ComfyUI name is not A1111's.
-_A1111_OWN_WAY = frozenset({"dpm_fast", "dpm_adaptive", "lcm", "ddim_cfgpp"})
 # Sampler options A1111's infotext carries (A1111 forwards them where the sampler takes them); "eta" too.
 _OPTION_KEYS = {"s_churn": "Sigma churn", "s_tmin": "Sigma tmin", "s_tmax": "Sigma tmax", "s_noise": "Sigma noise"}
 SDLAB_OPTIONS_KEY = "sdlab options"  # JSON of the options of a sampler written under its sdlab name
@@ -230,18 +228,15 @@ def a1111_names(sampler: str | ResolvedSampler, schedule: str, options: dict[str
     Beta, KL Optimal, Align Your Steps (A1111's)                  A1111's label
     ============================================================  ==============================================
     """
-    from sdlab.samplers.catalogue import resolve_sampler
-    from sdlab.schedules import _resolve as resolve_schedule  # the one schedule-name resolver
-    from sdlab.schedules import list_schedules
 
     resolved = resolve_sampler(sampler)
     info = resolved.info
     is_a1111 = _runs_as_in_a1111(resolved, options)
     if is_a1111:
         sampler_name = sampler_text = info.a1111 or info.key
-    elif resolved.flavour == "diffusers":
+    elif resolved.front_end == "diffusers":
         sampler_name = sampler_text = resolved.name
-    elif resolved.flavour == "a1111":
+    elif resolved.front_end == "a1111":
         sampler_name = info.a1111 or info.key
         sampler_text = f"{sampler_name} (sdlab)"
     else:
@@ -261,14 +256,15 @@ def a1111_names(sampler: str | ResolvedSampler, schedule: str, options: dict[str
 
 def _runs_as_in_a1111(resolved: ResolvedSampler, options: dict[str, Any]) -> bool:
     """Whether A1111, given the algorithm's A1111 label and the option keys it writes, runs what ran."""
-    from sdlab.samplers.catalogue import resolve_sampler
 
     info = resolved.info
-    if info.a1111 is None or resolved.flavour == "diffusers":
+    if info.a1111 is None or resolved.front_end == "diffusers":
         return False
     a1111 = resolve_sampler(info.a1111)
-    if resolved.flavour != "a1111" and (
-        info.timesteps or info.key in _A1111_OWN_WAY or resolved.discard_penultimate != a1111.discard_penultimate
+    # A1111 runs some algorithms its own way under any name or option (ResolvedSampler.has_own_rules): a run of
+    # the same algorithm under a ComfyUI name is not A1111's.
+    if resolved.front_end != "a1111" and (
+        a1111.has_own_rules or resolved.discard_penultimate != a1111.discard_penultimate
     ):
         return False
     carried = {k: v for k, v in options.items() if k in _carried_options(info)}
@@ -332,62 +328,12 @@ def from_a1111(params: dict[str, Any]) -> dict[str, Any]:
     >>> kw["sampler"], kw["schedule"], kw["steps"], kw["seeds"]
     ('DPM++ 2M', 'Karras', 20, [7])
     """
-    from sdlab.infotext import SCHEDULE_LABELS, _split_sampler
-    from sdlab.samplers.catalogue import resolve_sampler
-    from sdlab.schedules import _resolve as resolve_schedule
 
-    if not isinstance(params, dict):
-        raise SdlabError("params must be a dict from parse_infotext", type=type(params).__name__)
-    for key, used in _NOT_RUN.items():
-        if params.get(key) is not None and used(params[key]):
-            raise SdlabError(
-                f"sdlab.generate does not run A1111's {key!r}",
-                field=key,
-                value=params[key],
-                hint="re-run it in A1111, or drop the key to run without it",
-            )
-    if not isinstance(params.get("Seed"), int):
-        raise SdlabError("the infotext has no Seed", hint="A1111 writes 'Seed: N'; add it")
-
-    sampler = params.get("Sampler") or "DPM++ 2M"  # A1111's default sampler
-    schedule = params.get("Schedule type") or "Automatic"
-    sampler_tag = _TAGGED.fullmatch(sampler) if isinstance(sampler, str) else None
-    schedule_tag = _TAGGED.fullmatch(schedule) if isinstance(schedule, str) else None
-    if not isinstance(sampler, str) or not isinstance(schedule, str):
-        raise SdlabError("Sampler and Schedule type must be strings", sampler=sampler, schedule=schedule)
-    if sampler_tag:
-        sampler = sampler_tag.group("name")
-    else:
-        sampler, carried_schedule = _split_sampler(sampler)  # A1111: a schedule in the sampler's name wins
-        if carried_schedule is not None:
-            schedule = carried_schedule
-    if schedule_tag:
-        schedule = schedule_tag.group("name")
-    else:  # A1111's lookup: one of its labels or its own lowercase names
-        labels = {n: label for label, name, aliases in SCHEDULE_LABELS for n in (label, name, *aliases)}
-        schedule = labels.get(schedule, schedule)
+    _check_runnable(params)
+    sampler, schedule, tagged = _read_names(params)
     resolved = resolve_sampler(sampler)
     resolve_schedule(schedule, params.get("Steps"))  # unknown names raise here, naming the schedule
-
-    options: dict[str, Any] = {}
-    info = resolved.info
-    if not sampler_tag:  # A1111's keys, where A1111 passes them to this sampler
-        eta_key = "Eta DDIM" if info.a1111_eta == "ddim" else "Eta"
-        if info.a1111_eta and params.get(eta_key) is not None:
-            options["eta"] = params[eta_key]
-        for name, label in _OPTION_KEYS.items():
-            if name in info.a1111_extra and params.get(label) is not None:
-                options[name] = params[label]
-    if params.get(SDLAB_OPTIONS_KEY):
-        try:
-            extra = json.loads(params[SDLAB_OPTIONS_KEY])
-        except (TypeError, ValueError):
-            extra = None
-        if not isinstance(extra, dict):
-            raise SdlabError(
-                f"{SDLAB_OPTIONS_KEY!r} must be a JSON object", field=SDLAB_OPTIONS_KEY, value=params[SDLAB_OPTIONS_KEY]
-            )
-        options.update(extra)
+    options = _read_options(params, resolved.info, tagged)
 
     size = params.get("Size")
     kwargs: dict[str, Any] = {
@@ -410,3 +356,65 @@ def from_a1111(params: dict[str, Any]) -> dict[str, Any]:
     if params.get("Discard penultimate sigma"):
         kwargs["always_discard_penultimate"] = True
     return kwargs
+
+
+def _check_runnable(params: dict[str, Any]) -> None:
+    """Refuse what generate cannot re-run: not a dict, features it does not run, no Seed."""
+    if not isinstance(params, dict):
+        raise SdlabError("params must be a dict from parse_infotext", type=type(params).__name__)
+    for key, used in _NOT_RUN.items():
+        if params.get(key) is not None and used(params[key]):
+            raise SdlabError(
+                f"sdlab.generate does not run A1111's {key!r}",
+                field=key,
+                value=params[key],
+                hint="re-run it in A1111, or drop the key to run without it",
+            )
+    if not isinstance(params.get("Seed"), int):
+        raise SdlabError("the infotext has no Seed", hint="A1111 writes 'Seed: N'; add it")
+
+
+def _read_names(params: dict[str, Any]) -> tuple[str, str, bool]:
+    """(sampler, schedule, whether the sampler name was tagged) as A1111 reads them, tags stripped."""
+
+    sampler = params.get("Sampler") or "DPM++ 2M"  # A1111's default sampler
+    schedule = params.get("Schedule type") or "Automatic"
+    sampler_tag = _TAGGED.fullmatch(sampler) if isinstance(sampler, str) else None
+    schedule_tag = _TAGGED.fullmatch(schedule) if isinstance(schedule, str) else None
+    if not isinstance(sampler, str) or not isinstance(schedule, str):
+        raise SdlabError("Sampler and Schedule type must be strings", sampler=sampler, schedule=schedule)
+    if sampler_tag:
+        sampler = sampler_tag.group("name")
+    else:
+        sampler, carried_schedule = split_sampler(sampler)  # A1111: a schedule in the sampler's name wins
+        if carried_schedule is not None:
+            schedule = carried_schedule
+    if schedule_tag:
+        schedule = schedule_tag.group("name")
+    else:  # A1111's lookup: one of its labels or its own lowercase names
+        labels = {n: label for label, name, aliases in SCHEDULE_LABELS for n in (label, name, *aliases)}
+        schedule = labels.get(schedule, schedule)
+    return sampler, schedule, sampler_tag is not None
+
+
+def _read_options(params: dict[str, Any], info: SamplerInfo, tagged: bool) -> dict[str, Any]:
+    """The sampler options the infotext carries: A1111's keys (untagged names), then the "sdlab options" JSON."""
+    options: dict[str, Any] = {}
+    if not tagged:  # A1111's keys, where A1111 passes them to this sampler
+        eta_key = "Eta DDIM" if info.a1111_eta == "ddim" else "Eta"
+        if info.a1111_eta and params.get(eta_key) is not None:
+            options["eta"] = params[eta_key]
+        for name, label in _OPTION_KEYS.items():
+            if name in info.a1111_extra and params.get(label) is not None:
+                options[name] = params[label]
+    if params.get(SDLAB_OPTIONS_KEY):
+        try:
+            extra = json.loads(params[SDLAB_OPTIONS_KEY])
+        except (TypeError, ValueError):
+            extra = None
+        if not isinstance(extra, dict):
+            raise SdlabError(
+                f"{SDLAB_OPTIONS_KEY!r} must be a JSON object", field=SDLAB_OPTIONS_KEY, value=params[SDLAB_OPTIONS_KEY]
+            )
+        options.update(extra)
+    return options

@@ -17,15 +17,13 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError, closest
-
-if TYPE_CHECKING:
-    from sdlab.models.loading import SDModel
+from sdlab.models.loading import SDModel, wrap_pipeline
 
 __all__ = ["TINY_KINDS", "tiny_pipeline", "tiny_model", "tiny_tokenizer", "original_sd_state_dict", "save_single_file"]
 
@@ -220,8 +218,6 @@ def _randomise_norms(pipe: Any) -> None:
 
 def tiny_model(kind: str = "sd1", seed: int = 0) -> SDModel:
     """:func:`tiny_pipeline` wrapped as an :class:`~sdlab.models.SDModel` on the CPU in float32."""
-    from sdlab.models.loading import wrap_pipeline
-
     return wrap_pipeline(tiny_pipeline(kind, seed), model_id=f"sdlab-tiny-{kind}-seed{seed}", device="cpu")
 
 

@@ -17,9 +17,9 @@ def test_all_twenty_a1111_samplers_are_listed():
 
 
 @pytest.mark.parametrize("name", A1111_V110)
-def test_a1111_names_resolve_with_a1111_flavour(name):
+def test_a1111_names_resolve_with_a1111_front_end(name):
     r = resolve_sampler(name)
-    assert r.flavour == "a1111" and r.info.a1111 == name and r.label == name
+    assert r.front_end == "a1111" and r.info.a1111 == name and r.label == name
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_old_k_names(name, key):
 
 
 def test_comfy_names_carry_comfy_defaults():
-    assert resolve_sampler("dpm_fast").flavour == "comfy"
+    assert resolve_sampler("dpm_fast").front_end == "comfy"
     assert "eta" not in resolve_sampler("dpm_fast").options  # ComfyUI passes no eta: eta 0
     assert resolve_sampler("DPM fast").options["eta"] == 1.0  # A1111 passes eta_ancestral = 1
     assert resolve_sampler("dpmpp_2m_sde_gpu").info.key == "dpmpp_2m_sde"
@@ -87,3 +87,30 @@ def test_keys_are_unique_and_comfy_names_map_once():
             assert name not in seen, (name, seen.get(name), info.key)
             seen[name] = info.key
     assert len(seen) >= 39  # ComfyUI's KSAMPLER_NAMES + ddim + uni_pc(+bh2), minus the ones sdlab leaves out
+
+
+def test_front_end_rules_are_properties_of_the_resolved_sampler():
+    assert resolve_sampler("DDIM").own_timesteps and resolve_sampler("PLMS").own_timesteps
+    assert not resolve_sampler("ddim").own_timesteps  # ComfyUI's ddim is Euler on the schedule
+    assert resolve_sampler("DPM fast").uses_model_sigma_range and not resolve_sampler("dpm_fast").uses_model_sigma_range
+    assert resolve_sampler("DDIM CFG++").cfg_divisor == 12.5 and resolve_sampler("DDIM").cfg_divisor == 1
+    assert resolve_sampler("LCM").lcm_denoiser and not resolve_sampler("lcm").lcm_denoiser
+    assert resolve_sampler("LCM").has_own_rules and not resolve_sampler("DPM++ 2M").has_own_rules
+    r = resolve_sampler("Euler a")
+    assert r.flavour == r.front_end == "a1111"  # the old name stays readable for one release
+
+
+def test_order_and_evaluations_are_numbers_with_display_strings():
+    assert SAMPLERS["dpmpp_2m"].order_range == (2, 2) and SAMPLERS["dpmpp_2m"].evals_per_step == 1
+    assert SAMPLERS["heunpp2"].order_range == (2, 3) and SAMPLERS["heunpp2"].order == "2-3"
+    assert SAMPLERS["dpm_adaptive"].evals_per_step is None and SAMPLERS["dpm_adaptive"].nfe_per_step == "adaptive"
+    diffusers = resolve_sampler("diffusers:EulerDiscreteScheduler").info
+    assert diffusers.order_range is None and (diffusers.order, diffusers.nfe_per_step) == ("?", "?")
+
+
+def test_catalogue_holds_the_functions_themselves():
+    from sdlab.samplers import comfy, kdiffusion
+
+    assert SAMPLERS["euler"].fn is kdiffusion.euler and SAMPLERS["euler"].func == "kdiffusion:euler"
+    assert SAMPLERS["deis"].fn is comfy.deis and SAMPLERS["deis"].func == "comfy:deis"
+    assert SAMPLERS["dpm_fast"].func == "kdiffusion:dpm_fast"

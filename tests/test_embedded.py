@@ -9,16 +9,8 @@ import numpy as np
 import pytest
 
 from sdlab.embedded import WEIGHTS_DIR, pipeline_dir, verify_folder
-from sdlab.embedded.dataset import (
-    COLOURS,
-    HELDOUT_PAIRS,
-    KINDS,
-    SKY_PHRASES,
-    caption_vocabulary,
-    make_dataset,
-    make_scene,
-    scene_seeds,
-)
+from sdlab.embedded.training.dataset import HELDOUT_PAIRS, make_dataset, make_scene, scene_seeds
+from sdlab.embedded.vocabulary import COLOURS, KINDS, SKY_PHRASES, caption_vocabulary
 from sdlab.errors import SdlabError
 
 SHIPPED = (WEIGHTS_DIR / "mini-sd" / "checksums.json").is_file()
@@ -86,7 +78,7 @@ def test_tokenizer_holds_caption_words_whole_and_splits_unknown_words() -> None:
 
 
 def test_classifier_targets_give_every_object_a_cell() -> None:
-    from sdlab.embedded.classifier import attribute_targets
+    from sdlab.embedded.training.classifier import attribute_targets
 
     _, _, attrs = make_dataset(40, "classifier", seed=0)
     t = attribute_targets(attrs)
@@ -99,7 +91,7 @@ def test_classifier_targets_give_every_object_a_cell() -> None:
 @pytest.fixture(scope="module")
 def fast_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A --fast training run (tiny models, 2 steps per stage) in a temporary folder."""
-    from sdlab.embedded.train import TrainConfig, train
+    from sdlab.embedded.training.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("embedded")
     log = train(root / "work", TrainConfig(fast=True), out_dir=root / "out", progress=False)
@@ -125,7 +117,7 @@ def test_continued_training_keeps_the_vae_and_classifier(fast_weights: Path, tmp
     encoder move; min-SNR weighting gives finite losses."""
     from safetensors.torch import load_file
 
-    from sdlab.embedded.train import TrainConfig, train
+    from sdlab.embedded.training.train import TrainConfig, train
 
     cfg = TrainConfig(fast=True, init_from=str(fast_weights), snr_gamma=5.0, clf_steps=0, unet_steps=3)
     log = train(tmp_path / "work", cfg, out_dir=tmp_path / "out", progress=False)
@@ -163,7 +155,7 @@ def test_checksums_reject_corrupt_truncated_and_missing_files(fast_weights: Path
 
 @pytest.mark.skipif(not SHIPPED, reason="no shipped weights")
 def test_small_evaluation_runs_on_the_shipped_model() -> None:
-    from sdlab.embedded.evaluate import diffusers_generate_fn, evaluate_model, format_table
+    from sdlab.embedded.training.evaluate import diffusers_generate_fn, evaluate_model, format_table
 
     r = evaluate_model(4, generate_fn=diffusers_generate_fn(), progress=False, diversity_seeds=3, diversity_steps=4)
     for key in ("vae_psnr_db", "adherence", "adherence_cfg1", "diversity_ratio", "adherence_real"):
@@ -181,7 +173,7 @@ def test_eval_model_cli_prints_json_and_saves_the_sample_grid(tmp_path, monkeypa
 
     from PIL import Image
 
-    import sdlab.embedded.evaluate as ev
+    import sdlab.embedded.training.evaluate as ev
     from sdlab.cli import main
 
     real = ev.evaluate_model
@@ -231,7 +223,7 @@ def test_relation_probe_swaps_one_word_and_reports_both_prompts(capsys) -> None:
 
 
 def test_adherence_pools_checks_and_can_leave_the_scene_attributes_out() -> None:
-    from sdlab.embedded.evaluate import SCENE_ATTRIBUTES, _adherence
+    from sdlab.embedded.training.evaluate import SCENE_ATTRIBUTES, _adherence
 
     checks = [
         {"sky": [True], "ground": [True], "count": [False], "object": [True, False], "relation": []},
@@ -241,3 +233,33 @@ def test_adherence_pools_checks_and_can_leave_the_scene_attributes_out() -> None
     assert overall == 0.6 and per == {"sky": 1.0, "ground": 0.5, "count": 0.5, "object": 2 / 3, "relation": 0.0}
     objects, per_objects = _adherence(checks, skip=SCENE_ATTRIBUTES)  # 3 of 6
     assert objects == 0.5 and set(per_objects) == {"count", "object", "relation"}
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("sdlab.embedded.dataset", "make_scene", "sdlab.embedded.training.dataset"),
+        ("sdlab.embedded.dataset", "caption_vocabulary", "sdlab.embedded.vocabulary"),
+        ("sdlab.embedded.train", "TrainConfig", "sdlab.embedded.training.train"),
+        ("sdlab.embedded.classifier", "load_classifier", "sdlab.embedded.training.classifier"),
+        ("sdlab.embedded.evaluate", "evaluate_model", "sdlab.embedded.training.evaluate"),
+        ("sdlab.embedded.tiny_decoder", "TinyDecoderConfig", "sdlab.embedded.training.tiny_decoder"),
+        ("sdlab.embedded.tiny_decoder", "build_tiny_vae", "sdlab.embedded.arch"),
+    ],
+)
+def test_old_embedded_paths_forward_with_a_deprecation_warning(old, name, new) -> None:
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match="sdlab.embedded.training"):
+        value = getattr(importlib.import_module(old), name)
+    assert value is getattr(importlib.import_module(new), name)
+
+
+def test_sample_rows_pairs_each_caption_with_its_cfg5_and_cfg1_image() -> None:
+    from sdlab.embedded.training.evaluate import SAMPLE_COLUMNS, sample_rows
+
+    images = {"adherence": np.zeros((3, 3, 4, 4)), "adherence_cfg1": np.ones((3, 3, 4, 4))}
+    samples = {"captions": ["a", "b", "c"], **images}
+    rows, captions = sample_rows({"samples": samples}, n=2)
+    assert captions == ["a", "b"] and SAMPLE_COLUMNS == ("CFG 5", "CFG 1")
+    assert [[float(x.mean()) for x in row] for row in rows] == [[0.0, 1.0], [0.0, 1.0]]

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import sdlab  # noqa: E402
-import sdlab.sweep as S  # noqa: E402
+import sdlab.sweeps as S  # noqa: E402
 from sdlab import SdlabError  # noqa: E402
 from sdlab.groundtruth import toy_mixture  # noqa: E402
 from sdlab.infotext import format_infotext, parse_infotext  # noqa: E402

@@ -13,8 +13,8 @@ import torch
 
 import sdlab
 from sdlab import SdlabError, generation
-from sdlab import rng as rng_mod
 from sdlab.models.loading import SDModel
+from sdlab.noise import rng as rng_mod
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

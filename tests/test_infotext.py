@@ -479,8 +479,8 @@ def test_saved_infotext_names_what_ran_and_reruns_the_same_image(sampler, schedu
 
     spec, respec = first.specs[0], again.specs[0]
     ran, reran = resolve_sampler(spec.sampler), resolve_sampler(respec.sampler)
-    flavour = "a1111" if written[0] in A1111_SAMPLERS else ran.flavour
-    assert (reran.info.key, reran.flavour) == (ran.info.key, flavour)
+    front_end = "a1111" if written[0] in A1111_SAMPLERS else ran.front_end
+    assert (reran.info.key, reran.front_end) == (ran.info.key, front_end)
     # the same options in effect (the sampler function's defaults filled in) and the same sigmas
     effective = _effective_options(ran.info, dict(spec.sampler_options))
     assert _effective_options(reran.info, dict(respec.sampler_options)) == effective

@@ -179,7 +179,8 @@ def test_out_of_domain_schedule_options_are_refused(schedule, options, pattern):
 
 
 def test_check_schedule_options_runs_the_same_checks_without_computing():
-    from sdlab.schedules import MAX_STEPS, check_schedule_options
+    from sdlab.samplers.sigmas import check_schedule_options
+    from sdlab.schedules import MAX_STEPS
 
     assert check_schedule_options("Karras", 20) == "karras"
     assert check_schedule_options("Automatic", 20, sampler="DPM++ 2M SDE") == "exponential"
@@ -475,7 +476,7 @@ def test_front_end_defaults_lie_in_their_domains():
 
 
 def test_every_schedule_option_has_a_domain_and_its_default_lies_in_it():
-    from sdlab.samplers.domains import Domain
+    from sdlab.options import Domain
     from sdlab.schedules import SCHEDULE_OPTION_DOMAINS, get_sigmas
 
     read = {option for info in list_schedules() for option in info.options} | {"use_old_karras_scheduler_sigmas"}
@@ -488,3 +489,17 @@ def test_every_schedule_option_has_a_domain_and_its_default_lies_in_it():
     assert all(isinstance(d, Domain) for d in SCHEDULE_OPTION_DOMAINS.values())
     for name, default in keywords.items():
         assert SCHEDULE_OPTION_DOMAINS[name].problem(default) is None, name
+
+
+def test_schedules_floor_resolves_no_sampler_and_points_at_sdlab_get_sigmas():
+    from sdlab import options, schedules
+    from sdlab.samplers.domains import Domain
+
+    assert Domain is options.Domain  # the sampler tables re-export the floor-0 machinery
+    for call in (schedules.get_sigmas, schedules.check_schedule_options):
+        with pytest.raises(SdlabError, match="sdlab.schedules.get_sigmas does not resolve samplers") as err:
+            call("Automatic", 10, sampler="DPM++ 2M")
+        assert "sdlab.get_sigmas" in err.value.hint
+    torch.testing.assert_close(
+        sdlab.get_sigmas("Automatic", 10, sampler="DPM++ 2M"), schedules.get_sigmas("Karras", 10), rtol=0, atol=0
+    )

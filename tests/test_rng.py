@@ -1,4 +1,4 @@
-"""Per-image noise (sdlab.rng) and the NumPy Philox that imitates CUDA's torch.randn (sdlab.philox)."""
+"""Per-image noise (sdlab.noise.rng) and the NumPy Philox that imitates CUDA's torch.randn (sdlab.noise.philox)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from sdlab.errors import SdlabError
-from sdlab.philox import PhiloxGenerator, philox4x32
-from sdlab.rng import (
+from sdlab.noise.brownian import BrownianTreeNoiseSampler
+from sdlab.noise.philox import PhiloxGenerator, philox4x32
+from sdlab.noise.rng import (
     ImageRNG,
     brownian_noise_sampler,
     image_noise_sampler,
@@ -282,7 +283,6 @@ def test_brownian_noise_depends_on_the_schedules_sigma_range():
 
 
 def test_brownian_gpu_source_on_cpu_is_the_plain_seeded_tree():
-    from sdlab.samplers.brownian import BrownianTreeNoiseSampler
 
     sigmas = torch.tensor([10.0, 5.0, 2.0, 1.0, 0.5, 0.0])
     x = torch.zeros(2, *SHAPE)
@@ -336,7 +336,6 @@ def test_gpu_source_on_cuda_is_cuda_torch_randn_and_nv_matches_it():
 @pytest.mark.gpu
 @cuda
 def test_brownian_on_cuda_gpu_source_is_the_cuda_tree_and_nv_imitates_it():
-    from sdlab.samplers.brownian import BrownianTreeNoiseSampler
 
     sigmas = torch.tensor([10.0, 5.0, 2.0, 1.0, 0.5, 0.0], device="cuda")
     x = torch.zeros(2, 4, 64, 64, device="cuda")
@@ -347,3 +346,26 @@ def test_brownian_on_cuda_gpu_source_is_the_cuda_tree_and_nv_imitates_it():
         a = gpu(s, s_next)
         assert torch.equal(a, plain(s, s_next))
         assert torch.allclose(nv(s, s_next), a, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("sdlab.rng", "ImageRNG", "sdlab.noise.rng"),
+        ("sdlab.philox", "PhiloxGenerator", "sdlab.noise.philox"),
+        ("sdlab.samplers.brownian", "BrownianTreeNoiseSampler", "sdlab.noise.brownian"),
+    ],
+)
+def test_old_noise_paths_forward_with_a_warning(old, name, new):
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=new):
+        value = getattr(importlib.import_module(old), name)
+    assert value is getattr(importlib.import_module(new), name)
+
+
+def test_noise_sampler_type_has_one_home():
+    from sdlab.noise import NoiseSampler
+    from sdlab.samplers.base import NoiseSampler as from_samplers
+
+    assert from_samplers is NoiseSampler

@@ -104,3 +104,35 @@ def test_deterministic_samplers_are_bit_identical_on_rerun(model):
         a = sdlab.sample(model, x0.clone(), sigmas, r, **kw)
         b = sdlab.sample(model, x0.clone(), sigmas, r, **kw)
         assert torch.equal(a, b), info_name
+
+
+def test_rng_names_the_generator_and_rng_source_still_works(model):
+    sigmas = sdlab.get_sigmas("karras", 4, model)
+    x = _noise() * sigmas[0]
+    new = sdlab.sample(model, x, sigmas, "Euler a", seeds=[1, 2], rng="CPU")
+    with pytest.warns(DeprecationWarning, match="rng="):
+        old = sdlab.sample(model, x, sigmas, "Euler a", seeds=[1, 2], rng_source="CPU")
+    assert torch.equal(new, old)
+
+
+def test_finite_guard_reads_its_flags_at_the_end():
+    from sdlab.samplers import FiniteGuard
+
+    seen = []
+    guard = FiniteGuard(seen.append, "Euler")
+    good, bad = torch.zeros(1, 2), torch.full((1, 2), float("nan"))
+    guard({"x": good, "denoised": good, "i": 0, "sigma": torch.tensor([2.0])})
+    guard({"x": good, "denoised": bad, "i": 1, "sigma": torch.tensor([1.0])})
+    guard({"x": bad, "denoised": bad, "i": 2, "sigma": torch.tensor([0.5])})
+    assert len(seen) == 3  # no raise during the steps
+    with pytest.raises(SdlabError, match="'denoised'") as err:
+        guard.check()
+    assert err.value.context["step"] == 1 and err.value.context["sigma"] == 1.0
+
+
+def test_a_denoiser_without_a_count_gives_unknown_nfe():
+    from sdlab.generation import evaluations
+
+    assert evaluations(object()) is None
+    counted = type("Counted", (), {"nfe": 3})()
+    assert evaluations(counted) == 3

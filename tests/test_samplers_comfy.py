@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
-from sdlab.samplers import comfy
+from sdlab.samplers import comfy, comfy_multistep
 from sdlab.samplers.base import append_dims
 from sdlab.samplers.comfy import NOT_IMPLEMENTED, SAMPLERS
 
@@ -240,11 +240,13 @@ def test_ipndm_v_equals_ipndm_on_equal_steps_up_to_order_3() -> None:
 def test_ipndm_v_weights() -> None:
     t, equal = [10.0, 7.0, 5.0, 3.5, 2.4], [4.0, 3.0, 2.0, 1.0, 0.0]
     for order in (2, 3):  # consistent on unequal steps, Adams-Bashforth on equal ones
-        assert math.isclose(sum(comfy._ipndm_variable(order, t, 3)), 1.0, rel_tol=1e-12)
-        assert comfy._ipndm_variable(order, equal, 3) == pytest.approx(comfy._ipndm_fixed(order), rel=1e-12)
-    assert comfy._ipndm_variable(2, t, 3) == pytest.approx([1 + 1.1 / 3, -1.1 / 3])  # variable-step AB2
+        assert math.isclose(sum(comfy_multistep._ipndm_variable(order, t, 3)), 1.0, rel_tol=1e-12)
+        assert comfy_multistep._ipndm_variable(order, equal, 3) == pytest.approx(
+            comfy_multistep._ipndm_fixed(order), rel=1e-12
+        )
+    assert comfy_multistep._ipndm_variable(2, t, 3) == pytest.approx([1 + 1.1 / 3, -1.1 / 3])  # variable-step AB2
     # ComfyUI's (zju-pi's) order 4 is third order on equal steps: sum w_j j^2 = 1/3 but sum w_j j^3 != -1/4
-    w4 = comfy._ipndm_variable(4, equal, 3)
+    w4 = comfy_multistep._ipndm_variable(4, equal, 3)
     assert sum(w * j**2 for j, w in enumerate(w4)) == pytest.approx(1 / 3)
     assert sum(w * j**3 for j, w in enumerate(w4)) == pytest.approx(-18 / 24)
 
@@ -460,3 +462,12 @@ def test_callback_reports_every_step_with_the_current_x(name: str) -> None:
 def test_bad_knobs_raise(name: str, options: dict[str, Any]) -> None:
     with pytest.raises(SdlabError):
         SAMPLERS[name](Gaussian(), start(), karras(4), **options)
+
+
+def test_split_modules_keep_their_public_home():
+    from sdlab.samplers import comfy_multistep, comfy_sde
+    from sdlab.samplers.domains import domains_for, function_key
+
+    for fn in (comfy.deis, comfy.uni_pc, comfy.res_multistep, comfy.sa_solver, comfy.er_sde, comfy.seeds_3):
+        assert function_key(fn) == f"comfy:{fn.__name__}" and domains_for(fn) is not None
+    assert comfy.deis is comfy_multistep.deis and comfy.sa_solver is comfy_sde.sa_solver

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
-from sdlab.samplers.brownian import BrownianTreeNoiseSampler
+from sdlab.noise.brownian import BrownianTreeNoiseSampler
 from sdlab.samplers.kdiffusion import SAMPLERS, lms_coefficients
 
 MU, S = 0.3, 0.6
@@ -413,3 +413,11 @@ def test_bad_input_raises(name: str, sigmas: Tensor | None, options: dict[str, A
     sigmas = karras(4) if sigmas is None else sigmas
     with pytest.raises(SdlabError, match=match):
         SAMPLERS[name](gaussian_denoiser, torch.zeros(1, 2), sigmas, **options)
+
+
+def test_dpm_solver_module_publishes_from_kdiffusion():
+    from sdlab.samplers import dpm_solver, kdiffusion
+    from sdlab.samplers.domains import function_key
+
+    assert kdiffusion.dpm_fast is dpm_solver.dpm_fast and kdiffusion.dpm_adaptive is dpm_solver.dpm_adaptive
+    assert function_key(kdiffusion.dpm_fast) == "kdiffusion:dpm_fast"

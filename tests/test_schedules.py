@@ -355,3 +355,22 @@ def test_bad_model_tables_raise() -> None:
 def test_dtype_and_device() -> None:
     s = get_sigmas("Karras", 5, dtype=torch.float64, device="cpu")
     assert s.dtype == torch.float64 and s.device.type == "cpu"
+
+
+def test_one_home_for_the_table_the_mapping_and_the_timesteps():
+    from sdlab import schedules
+    from sdlab.models import denoisers
+    from sdlab.samplers import a1111
+    from sdlab.schedules import table, timesteps
+
+    assert denoisers.training_sigmas is table.training_sigmas
+    assert a1111.TIMESTEP_SIGMAS is timesteps.TIMESTEP_SIGMAS
+    assert schedules.t_to_sigma is table.t_to_sigma and schedules.sigma_to_t is table.sigma_to_t
+    assert schedules._resolve is schedules.resolve_schedule  # sdlab.spec still reads the old private name
+    sd = sd_training_sigmas()
+    d = denoisers.DiscreteSchedule(sd)
+    t = torch.tensor([0.0, 1.5, 500.25, 999.0])
+    torch.testing.assert_close(d.t_to_sigma(t).double(), table.t_to_sigma(sd, t), rtol=1e-6, atol=0)
+    sigmas = table.t_to_sigma(sd, t)
+    torch.testing.assert_close(table.sigmas_to_t(sd, sigmas), t.double(), rtol=0, atol=1e-9)
+    assert [table.sigma_to_t(sd, float(s)) for s in sigmas] == table.sigmas_to_t(sd, sigmas).tolist()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import sdlab
-import sdlab.metrics as M
+import sdlab.measure.metrics as M
 import sdlab.sweeps as S
 from sdlab import SdlabError
 from sdlab.sweeps import ResultsStore, cells

@@ -53,7 +53,7 @@ def test_missing_tiny_decoder_names_the_source_and_the_way_out(monkeypatch, tmp_
 
 def test_the_embedded_tiny_decoder_is_close_to_its_vae():
     from sdlab.generation import generate, load
-    from sdlab.metrics import psnr
+    from sdlab.measure.metrics import psnr
 
     sd = load(None)
     res = generate("a yellow star and a blue house, night sky with stars, on snow", steps=8, seeds=[5], model=sd,

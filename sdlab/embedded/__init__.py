@@ -4,8 +4,9 @@
 >>> folder = pipeline_dir()   # a diffusers StableDiffusionPipeline folder, checksums verified
 >>> # StableDiffusionPipeline.from_pretrained(folder, torch_dtype=torch.float32)  -> 64x64 images
 
-Weights are stored as float16 safetensors; load them as float32 on a CPU. The data, the architecture and
-the training recipe are in :mod:`.dataset`, :mod:`.arch` and :mod:`.train`; ``MODEL_CARD.md`` has the numbers.
+Weights are stored as float16 safetensors; load them as float32 on a CPU. The scene and caption vocabulary and
+the architecture are in :mod:`.vocabulary` and :mod:`.arch` (floor 3, what loading the model needs); the data,
+the training recipe and the evaluation are in :mod:`.training` (floor 5); ``MODEL_CARD.md`` has the numbers.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
   word as one token and every byte as a fallback, so unknown words decompose into pieces.
 * ``UNet2DConditionModel`` with cross-attention at 8x8 and 4x4, epsilon prediction.
 * SD's scheduler: ``PNDMScheduler``, scaled_linear betas 0.00085 -> 0.012, 1000 steps.
+* The tiny decoder: a TAESD-style ``AutoencoderTiny`` (:func:`build_tiny_vae`), distilled from the VAE.
 
-Everything here builds untrained modules and the tokenizer; :mod:`sdlab.embedded.train` trains them and
+Everything here builds untrained modules and the tokenizer; :mod:`sdlab.embedded.training.train` trains them and
 :func:`save_pipeline` writes a real ``StableDiffusionPipeline`` folder.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sdlab.embedded.dataset import caption_vocabulary
+from sdlab.embedded.vocabulary import caption_vocabulary
 
 __all__ = [
     "MAX_TOKENS",
@@ -33,6 +34,7 @@ __all__ = [
     "build_models",
     "save_pipeline",
     "count_parameters",
+    "build_tiny_vae",
 ]
 
 MAX_TOKENS = 32  # longest caption is ~27 tokens with <|startoftext|> and <|endoftext|>
@@ -243,3 +245,17 @@ def count_parameters(models: dict[str, Any]) -> dict[str, int]:
         for name in ("vae", "text_encoder", "unet")
         if name in models
     }
+
+
+def build_tiny_vae() -> Any:
+    """The architecture: 4-channel latents at 1/4 resolution; a 16-channel decoder (two blocks at 16x16, one at
+    32x32, two 2x upsamplings), sized so a decode costs ~2 ms per 64x64 image on one CPU thread."""
+    from diffusers import AutoencoderTiny
+
+    return AutoencoderTiny(
+        encoder_block_out_channels=(32, 32, 32),
+        decoder_block_out_channels=(16, 16, 16),
+        num_encoder_blocks=(1, 1, 1),
+        num_decoder_blocks=(2, 1, 0),
+        latent_channels=4,
+    )

@@ -7,7 +7,6 @@ Markdown and as a figure, and one claim's evidence shown in Jupyter or written t
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -19,6 +18,7 @@ from sdlab.folklore.lab import Lab
 from sdlab.folklore.registry import CLAIMS, Claim, get_claim
 from sdlab.folklore.verdicts import Evidence
 from sdlab.viz.display import image_strip, save_image, show_images
+from sdlab.viz.images import png_data_url
 
 __all__ = [
     "run_claims",
@@ -135,8 +135,7 @@ def show_evidence(evidence: Evidence, *, claim: Claim | None = None, return_html
     parts = [head, f"<p>{badge} {escape(evidence.summary)}</p>"]
     row = []
     if evidence.figure is not None:
-        data = base64.b64encode(evidence.figure_png()).decode("ascii")
-        row.append(f"<img src='data:image/png;base64,{data}' style='max-width:620px'>")
+        row.append(f"<img src='{png_data_url(evidence.figure_png())}' style='max-width:620px'>")
     if evidence.images:
         row.append(show_images(evidence.images, return_html=True, columns=4))
     parts.append(

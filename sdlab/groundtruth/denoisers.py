@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sdlab.embedded.training.dataset import SIZE, make_dataset
 from sdlab.errors import SdlabError
+from sdlab.schedules.table import sd_training_sigmas, sigma_to_t, t_to_sigma
 
 __all__ = ["GaussianMixture", "IdealDenoiser", "toy_mixture"]
 
@@ -34,8 +36,6 @@ _DIRECT_LIMIT = 1 << 22  # B * K * D elements below which squared distances are 
 
 
 def _training_table(sigmas: Tensor | None) -> Tensor:
-    from sdlab.schedules import sd_training_sigmas
-
     table = sd_training_sigmas() if sigmas is None else torch.as_tensor(sigmas)
     table = table.detach().to("cpu", torch.float64).flatten()
     if len(table) < 2 or not bool((table > 0).all()) or not bool((table[1:] > table[:-1]).all()):
@@ -70,15 +70,11 @@ class _MixtureDenoiser:
 
     def sigma_to_t(self, sigma: Tensor) -> Tensor:
         """Continuous timestep of ``sigma`` on the training table (k-diffusion ``DiscreteSchedule.sigma_to_t``)."""
-        from sdlab.schedules import sigma_to_t
-
         flat = torch.as_tensor(sigma, dtype=torch.float64).flatten()
         return torch.tensor([sigma_to_t(self.sigmas, float(s)) for s in flat], dtype=torch.float64)
 
     def t_to_sigma(self, t: Tensor) -> Tensor:
         """The sigma of (fractional) timestep ``t``: log-sigma interpolated over the training table."""
-        from sdlab.schedules import t_to_sigma
-
         return t_to_sigma(self.sigmas, torch.as_tensor(t))
 
     def _flat(self, x: Tensor, sigma: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -255,8 +251,6 @@ class IdealDenoiser(_MixtureDenoiser):
 
         Items are RGB images in [-1, 1] flattened channel-first: D = 3 * size^2 (``.shape`` is (3, size, size)).
         """
-        from sdlab.embedded.dataset import SIZE, make_dataset
-
         if not isinstance(size, int) or size < 1 or SIZE % size:
             raise SdlabError("size must divide the scene size", size=size, scene_size=SIZE, hint="e.g. 4, 8 or 16")
         images, _, _ = make_dataset(n, "train", seed)

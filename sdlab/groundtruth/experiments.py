@@ -27,7 +27,11 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
+from sdlab.generation import schedule_for
 from sdlab.groundtruth.ode import TrueSolution, true_solution
+from sdlab.noise.brownian import BrownianTreeNoiseSampler
+from sdlab.samplers import resolve_sampler, sample, sampler_options
+from sdlab.schedules import get_sigmas
 
 __all__ = [
     "A1111_DETERMINISTIC",
@@ -102,9 +106,6 @@ def _plan(
     resolved: Any, schedule: str, steps: int, dist: Any, stop_at_sigma_min: bool
 ) -> tuple[Tensor, str, str, float, float]:
     """(sigmas, schedule label, start mode, sigma_start, sigma_end) for one run with A1111's semantics."""
-    from sdlab.generation import schedule_for
-    from sdlab.schedules import get_sigmas
-
     info = resolved.info
     f64 = torch.float64
     if info.timesteps and resolved.flavour == "a1111":  # A1111's own fixed timesteps, whatever the schedule
@@ -133,11 +134,24 @@ def _noise_sampler(resolved: Any, x: Tensor, sigmas: Tensor, eta: float, seed: i
     if not eta:
         return lambda sigma, sigma_next: torch.zeros_like(x)
     if resolved.info.brownian:
-        from sdlab.samplers.brownian import BrownianTreeNoiseSampler
-
         return BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=int(seed))
     generator = torch.Generator().manual_seed(int(seed))
     return lambda sigma, sigma_next: torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+
+
+def _options(resolved: Any, fn_options: Any, options: dict[str, Any], eta: float) -> dict[str, Any]:
+    """The sampler's keyword options: its front end's, the caller's, and ``eta`` where the sampler takes one;
+    refuses eta 0 for a sampler that always injects noise."""
+    opts = {**resolved.options, **options}
+    if "eta" in fn_options:
+        opts["eta"] = float(eta)
+    elif resolved.info.stochastic == "yes" and not eta:
+        raise SdlabError(
+            f"sampler {resolved.label!r} always injects noise: it has no deterministic (eta 0) form",
+            sampler=resolved.label,
+            hint="leave it out of the ODE experiments, or study it with distribution_vs_steps",
+        )
+    return opts
 
 
 def run_sampler(
@@ -164,30 +178,18 @@ def run_sampler(
     ``float64_times``: run k-diffusion's DPM-Solver log-SNR times in float64 (k-diffusion keeps them in
     float32, which alone leaves a ~1e-7 relative error floor).
     """
-    from sdlab.samplers import resolve_sampler, sample, sampler_options
-
     resolved = resolve_sampler(sampler)
     info = resolved.info
     fn_options = sampler_options(info.fn)
-    opts = {**resolved.options, **options}
-    if "eta" in fn_options:
-        opts["eta"] = float(eta)
-    elif info.stochastic == "yes" and not eta:
-        raise SdlabError(
-            f"sampler {resolved.label!r} always injects noise: it has no deterministic (eta 0) form",
-            sampler=resolved.label,
-            hint="leave it out of the ODE experiments, or study it with distribution_vs_steps",
-        )
+    opts = _options(resolved, fn_options, options, eta)
     sigmas, label, start, sigma_start, sigma_end = _plan(resolved, schedule, steps, dist, stop_at_sigma_min)
     if info.key == "dpm_fast":
         opts.setdefault("n", steps)
     noise = noise.to(torch.float64)
     if x0 is not None:
         x, start = x0.to(noise).reshape(noise.shape) + sigma_start * noise, "exact"
-    elif start == "vp":
-        x = noise * math.sqrt(1 + sigma_start**2)
     else:
-        x = noise * sigma_start
+        x = noise * (math.sqrt(1 + sigma_start**2) if start == "vp" else sigma_start)
     path: list[Tensor] = []
     path_sigmas: list[float] = []
 
@@ -267,8 +269,6 @@ def _unit_noise(dist: Any, n: int, seed: int) -> Tensor:
 
 
 def _base_row(run: SamplerRun, dist: Any, n: int, seed: int) -> dict[str, Any]:
-    from sdlab.samplers import resolve_sampler
-
     return {
         "sampler": run.sampler,
         "sampler_key": run.sampler_key,
@@ -289,8 +289,6 @@ def _base_row(run: SamplerRun, dist: Any, n: int, seed: int) -> dict[str, Any]:
 
 def _runs(samplers: Sequence[str], schedules: Sequence[str], steps: Sequence[int]) -> list[tuple[str, str, int]]:
     """(sampler, schedule, steps) to run; samplers that ignore the schedule run once per step count."""
-    from sdlab.samplers import resolve_sampler
-
     jobs = []
     for name in samplers:
         r = resolve_sampler(name)

@@ -256,7 +256,7 @@ def metric_rows(
             "against": against,
             "step": -1,
             "sigma": float("nan"),
-            "nfe": int(result.nfe),
+            "nfe": None if result.nfe is None else int(result.nfe),  # None: the denoiser keeps no count
             "seconds": per_image,
             "image": name,
             **extra,

@@ -249,7 +249,7 @@ def join_results(results: Sequence[GenerateResult]) -> GenerateResult:
         torch.cat([r.latents for r in results]),
         [spec for r in results for spec in r.specs],
         trajs,
-        max(r.nfe for r in results),
+        None if any(r.nfe is None for r in results) else max(r.nfe for r in results),
         sum(r.seconds for r in results),
         results[0].sigmas,
     )

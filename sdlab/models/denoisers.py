@@ -19,7 +19,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,6 +27,7 @@ from torch import Tensor
 
 from sdlab.errors import SdlabError, closest
 from sdlab.samplers.base import append_dims
+from sdlab.schedules.table import log_interp, sigma_bracket, training_alphas_cumprod, training_sigmas
 
 __all__ = [
     "UNetLike",
@@ -47,53 +47,12 @@ UNetLike = Callable[..., Tensor]
 
 PAD_MODES = ("none", "empty", "v0")
 
-# A1111's stand-in for alphas_cumprod[-1] = 0 under zero terminal SNR (keeps sigma_max finite).
-_ZERO_SNR_ALPHA_BAR = 4.8973451890853435e-08
-
-
-def training_alphas_cumprod(config: Mapping[str, Any]) -> Tensor:
-    """The training noise schedule's cumulative alpha products (float32) from a diffusers scheduler config.
-
-    Computed in float64 and stored as float32, as the original LDM code (and so A1111) does. Honours
-    ``trained_betas``, ``beta_schedule`` ("linear", "scaled_linear", "squaredcos_cap_v2") and
-    ``rescale_betas_zero_snr`` (A1111's Zero Terminal SNR rescale).
-    """
-    n = int(config.get("num_train_timesteps", 1000))
-    start, end = float(config.get("beta_start", 0.0001)), float(config.get("beta_end", 0.02))
-    schedule = config.get("beta_schedule", "linear")
-    if config.get("trained_betas") is not None:
-        betas = torch.tensor(config["trained_betas"], dtype=torch.float64)
-    elif schedule == "linear":
-        betas = torch.linspace(start, end, n, dtype=torch.float64)
-    elif schedule == "scaled_linear":  # SD's schedule: linear in sqrt(beta)
-        betas = torch.linspace(start**0.5, end**0.5, n, dtype=torch.float64) ** 2
-    elif schedule == "squaredcos_cap_v2":  # Nichol & Dhariwal's cosine schedule
-        alpha_bar = [math.cos((i / n + 0.008) / 1.008 * math.pi / 2) ** 2 for i in range(n + 1)]
-        betas = torch.tensor([min(1 - alpha_bar[i + 1] / alpha_bar[i], 0.999) for i in range(n)], dtype=torch.float64)
-    else:
-        raise SdlabError(
-            f"unsupported beta_schedule {schedule!r} in the scheduler config",
-            beta_schedule=schedule,
-            hint=closest(str(schedule), ["linear", "scaled_linear", "squaredcos_cap_v2"]),
-        )
-    alphas_cumprod = torch.cumprod(1.0 - betas, dim=0).float()
-    if config.get("rescale_betas_zero_snr"):
-        root = alphas_cumprod.sqrt()
-        first, last = root[0].clone(), root[-1].clone()
-        root = (root - last) * (first / (first - last))
-        alphas_cumprod = root**2
-        alphas_cumprod[-1] = _ZERO_SNR_ALPHA_BAR
-    return alphas_cumprod
-
-
-def training_sigmas(config: Mapping[str, Any]) -> Tensor:
-    """The ascending float32 sigma table ``sqrt((1 - alpha_bar) / alpha_bar)`` of a scheduler config."""
-    alphas_cumprod = training_alphas_cumprod(config)
-    return ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
-
 
 class DiscreteSchedule:
-    """Maps continuous sigmas to fractional training timesteps and back (k-diffusion ``DiscreteSchedule``)."""
+    """Maps continuous sigmas to fractional training timesteps and back (k-diffusion ``DiscreteSchedule``).
+
+    The search and the formula are :mod:`sdlab.schedules.table`'s, here in the table's own dtype (float32).
+    """
 
     def __init__(self, sigmas: Tensor, *, quantize: bool = False) -> None:
         sigmas = torch.as_tensor(sigmas)
@@ -117,20 +76,15 @@ class DiscreteSchedule:
         """Fractional timestep whose log-sigma interpolates the table linearly (or the nearest index)."""
         quantize = self.quantize if quantize is None else quantize
         log_sigmas = self.log_sigmas.to(sigma.device)
-        log_sigma = sigma.log()
-        dists = log_sigma - log_sigmas[:, None]
         if quantize:
-            return dists.abs().argmin(dim=0).view(sigma.shape)
-        low = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=len(log_sigmas) - 2)
-        w = ((log_sigmas[low] - log_sigma) / (log_sigmas[low] - log_sigmas[low + 1])).clamp(0, 1)
-        return ((1 - w) * low + w * (low + 1)).view(sigma.shape)
+            return (sigma.log() - log_sigmas[:, None]).abs().argmin(dim=0).view(sigma.shape)
+        low, w = sigma_bracket(log_sigmas, sigma.log())
+        return ((1 - w) * low + w * (low + 1)).view(sigma.shape)  # k-diffusion's arithmetic, bit for bit
 
     def t_to_sigma(self, t: Tensor) -> Tensor:
         """Sigma at a fractional timestep, interpolating log-sigma linearly."""
         t = t.float()
-        log_sigmas = self.log_sigmas.to(t.device)
-        low, high, w = t.floor().long(), t.ceil().long(), t.frac()
-        return ((1 - w) * log_sigmas[low] + w * log_sigmas[high]).exp()
+        return log_interp(self.log_sigmas.to(t.device), t)
 
 
 class DiscreteEpsDenoiser(DiscreteSchedule):

@@ -31,8 +31,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sdlab import environment
+from sdlab import embedded, environment
 from sdlab.errors import SdlabError, closest
+from sdlab.models import tiny_vae
 from sdlab.models.denoisers import (
     CFGDenoiser,
     DiffusersUNet,
@@ -51,6 +52,7 @@ __all__ = [
     "resolve_device",
     "read_safetensors_header",
     "sha256_file",
+    "folder_sha256",
     "KINDS",
 ]
 
@@ -109,7 +111,7 @@ class SDModel:
             if self.source is not None and self.source.is_file():
                 self._sha256 = sha256_file(self.source)
             elif self.source is not None:
-                self._sha256 = _folder_sha256(self.source, self.variant)
+                self._sha256 = folder_sha256(self.source, self.variant)
             else:
                 self._sha256 = _pipeline_sha256(self.pipe)
         return self._sha256
@@ -246,9 +248,7 @@ class SDModel:
 
     def tiny_decode(self, latents: Tensor) -> Tensor:
         """Images (B, 3, H, W) in [0, 1] through the model's tiny decoder (TAESD; see :mod:`.tiny_vae`)."""
-        from sdlab.models.tiny_vae import tiny_decode
-
-        return tiny_decode(self, latents)
+        return tiny_vae.tiny_decode(self, latents)
 
     def decode_as(self, latents: Tensor, mode: str = "full") -> Tensor:
         """Latents to images in [0, 1] by ``mode``: "full" (the VAE), "tiny" (TAESD, a few % of the VAE's cost)
@@ -488,14 +488,7 @@ def _looks_like_path(text: str) -> bool:
 
 
 def _embedded_folder() -> Path:
-    try:
-        from sdlab.embedded import pipeline_dir
-    except ImportError as exc:
-        raise SdlabError(
-            "the embedded model is not available in this installation",
-            hint="pass a hub id, a diffusers folder or a .safetensors file",
-        ) from exc
-    return Path(pipeline_dir())
+    return Path(embedded.pipeline_dir())
 
 
 def _hub_error(exc: Exception, repo_id: str, what: str) -> SdlabError:
@@ -760,12 +753,15 @@ def _file_digest(path: Path) -> str:
     return sha256_file(target)
 
 
-def _folder_sha256(folder: Path, variant: str | None) -> str:
+def folder_sha256(folder: Path, variant: str | None) -> str:
     """SHA-256 over (relative path, SHA-256) of every file of the folder the pipeline loads."""
     digest = hashlib.sha256()
     for p in _loaded_files(folder, variant):
         digest.update(f"{p.relative_to(folder).as_posix()}\0{_file_digest(p)}\n".encode())
     return digest.hexdigest()
+
+
+_folder_sha256 = folder_sha256  # the old private name, kept one release for sdlab.sweeps.grid
 
 
 def _pipeline_sha256(pipe: Any) -> str:

@@ -329,25 +329,10 @@ def _check_prompt_list(name: str, prompts: Any) -> list[str]:
     return list(prompts)
 
 
-def encode_prompt(
-    pipe: Any,
-    prompts: list[str],
-    negative_prompts: list[str],
-    *,
-    kind: str,
-    clip_skip: int = 1,
-    size: tuple[int, int] | None = None,
-    emphasis: str = "Original",
-) -> Conditioning:
-    """Encode prompts and negative prompts for a diffusers SD pipeline of ``kind`` ("sd1", "sd2", "sdxl").
-
-    Each prompt is encoded on its own (A1111 does so too: the emphasis mean is per prompt and chunk).
-    Prompts of different lengths in one batch are padded by repeating their last token vector, as
-    A1111's ``reconstruct_multicond_batch`` does. ``size=(width, height)`` sets SDXL's size conditioning
-    (default: the UNet's native size).
-    """
-    prompts = _check_prompt_list("prompts", prompts)
-    negative_prompts = _check_prompt_list("negative_prompts", negative_prompts)
+def _check_encode_options(
+    pipe: Any, prompts: list[str], negative_prompts: list[str], *, kind: str, clip_skip: int, emphasis: str
+) -> None:
+    """Refuse what :func:`encode_prompt` cannot encode; warn that A1111 ignores Clip skip outside SD 1.x."""
     if not prompts or len(prompts) != len(negative_prompts):
         raise SdlabError(
             "need one negative prompt per prompt",
@@ -368,9 +353,30 @@ def encode_prompt(
     elif clip_skip != 1:
         warnings.warn(
             f"A1111 ignores Clip skip for {kind} models; clip_skip={clip_skip} leaves the conditioning unchanged",
-            stacklevel=3,
+            stacklevel=4,  # the caller of encode_prompt's caller, as before,
         )
 
+
+def encode_prompt(
+    pipe: Any,
+    prompts: list[str],
+    negative_prompts: list[str],
+    *,
+    kind: str,
+    clip_skip: int = 1,
+    size: tuple[int, int] | None = None,
+    emphasis: str = "Original",
+) -> Conditioning:
+    """Encode prompts and negative prompts for a diffusers SD pipeline of ``kind`` ("sd1", "sd2", "sdxl").
+
+    Each prompt is encoded on its own (A1111 does so too: the emphasis mean is per prompt and chunk).
+    Prompts of different lengths in one batch are padded by repeating their last token vector, as
+    A1111's ``reconstruct_multicond_batch`` does. ``size=(width, height)`` sets SDXL's size conditioning
+    (default: the UNet's native size).
+    """
+    prompts = _check_prompt_list("prompts", prompts)
+    negative_prompts = _check_prompt_list("negative_prompts", negative_prompts)
+    _check_encode_options(pipe, prompts, negative_prompts, kind=kind, clip_skip=clip_skip, emphasis=emphasis)
     if kind == "sdxl":  # CLIP-L and OpenCLIP-bigG, both at the penultimate layer without the final norm
         encoders = [(pipe.tokenizer, pipe.text_encoder, -2, False), (pipe.tokenizer_2, pipe.text_encoder_2, -2, False)]
     else:  # SD2's diffusers text encoder already ends at OpenCLIP's penultimate layer + final norm

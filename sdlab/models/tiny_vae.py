@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from sdlab import environment
+from sdlab.embedded import WEIGHTS_DIR, tiny_decoder_dir
 from sdlab.errors import SdlabError
 
 __all__ = ["TAESD_HUB", "tiny_vae_source", "load_tiny_vae", "tiny_decode"]
@@ -34,12 +35,8 @@ def tiny_vae_source(model: Any) -> str:
     """Where ``model``'s tiny decoder comes from: ``SDLAB_TAESD``, the embedded one, or TAESD's hub id."""
     if os.environ.get("SDLAB_TAESD"):
         return os.environ["SDLAB_TAESD"]
-    from sdlab.embedded import WEIGHTS_DIR
-
     source = getattr(model, "source", None)
     if source is not None and Path(source).resolve() == (WEIGHTS_DIR / "mini-sd").resolve():
-        from sdlab.embedded import tiny_decoder_dir
-
         return str(tiny_decoder_dir())
     return TAESD_HUB.get(getattr(model, "kind", ""), TAESD_HUB["sd1"])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
+from sdlab.noise import rng as rng_module
+from sdlab.samplers.a1111 import ONE_TIMESTEP
 from sdlab.samplers.base import Callback, NoiseSampler
 from sdlab.samplers.catalogue import ResolvedSampler, SamplerInfo, list_samplers, resolve_sampler
 from sdlab.samplers.domains import SAMPLER_OPTION_RELATIONS, check_option, domains_for, function_key
@@ -31,6 +34,7 @@ __all__ = [
     "sampler_options",
     "check_sampler_options",
     "check_sigmas",
+    "FiniteGuard",
 ]
 
 SamplerLike = str | SamplerInfo | ResolvedSampler | Callable[..., Tensor]
@@ -239,32 +243,84 @@ def _check_seeds(seeds: Any, x: Tensor, label: str) -> list[int]:
     return seeds
 
 
-def _finite_guard(callback: Callback | None, sampler: str) -> Callback:
-    def guarded(info: dict[str, Any]) -> None:
-        for key in ("denoised", "x"):
-            value = info.get(key)
-            if isinstance(value, Tensor) and not torch.isfinite(value).all():
-                sigma = info.get("sigma")
-                raise SdlabError(
-                    f"NaN or Inf appeared in {key!r} during sampling",
-                    sampler=sampler,
-                    step=info.get("i"),
-                    sigma=float(sigma.flatten()[0]) if isinstance(sigma, Tensor) else sigma,
-                    hint="try float32 instead of float16, a lower CFG scale, or another schedule",
-                )
-        if callback is not None:
-            callback(info)
-
-    return guarded
+FINITE_CHECK_EVERY = 32
+"""The NaN/Inf guard looks at its device-side flags once every this many steps (and at the end), not every step."""
 
 
-def _a1111_extras(resolved: ResolvedSampler, model: Any, options: dict[str, Any]) -> None:
-    # A1111 runs DPM fast / DPM adaptive between the model's own sigma_min and sigma_max, whatever the schedule
-    if resolved.flavour == "a1111" and resolved.info.key in ("dpm_fast", "dpm_adaptive"):
+class FiniteGuard:
+    """Watches each step's ``x`` and ``denoised`` for NaN/Inf without a host sync per step.
+
+    Each callback adds one device-side flag pair (x bad, denoised bad) to a list; :meth:`check` reads them all
+    at once (every :data:`FINITE_CHECK_EVERY` steps, so a sampler that loops on NaN stops, and at the end) and,
+    when one is set, raises naming the first bad step, its sigma and which tensor went bad.
+    """
+
+    def __init__(self, callback: Callback | None, sampler: str) -> None:
+        self.callback, self.sampler = callback, sampler
+        self.flags: list[Tensor] = []
+        self.steps: list[tuple[Any, Any]] = []  # (i, sigma) per recorded step
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        values = [info.get(key) for key in ("x", "denoised")]
+        tensors = [v for v in values if isinstance(v, Tensor)]
+        if tensors:
+            device = tensors[0].device
+            bad = [~torch.isfinite(v).all() if isinstance(v, Tensor) else torch.tensor(False) for v in values]
+            self.flags.append(torch.stack([flag.to(device) for flag in bad]))
+            self.steps.append((info.get("i"), info.get("sigma")))
+            if len(self.flags) % FINITE_CHECK_EVERY == 0:
+                self.check()
+        if self.callback is not None:
+            self.callback(info)
+
+    def check(self) -> None:
+        """Raise :class:`SdlabError` for the first recorded step whose ``denoised`` or ``x`` is not finite."""
+        if not self.flags:
+            return
+        flags = torch.stack([f.to(self.flags[0].device) for f in self.flags])
+        if not bool(flags.any()):  # the one host sync
+            return
+        first = int(flags.any(dim=1).nonzero()[0])
+        key = "denoised" if bool(flags[first, 1]) else "x"
+        step, sigma = self.steps[first]
+        raise SdlabError(
+            f"NaN or Inf appeared in {key!r} during sampling",
+            sampler=self.sampler,
+            step=step,
+            sigma=float(sigma.flatten()[0]) if isinstance(sigma, Tensor) else sigma,
+            hint="try float32 instead of float16, a lower CFG scale, or another schedule",
+        )
+
+
+def _model_sigma_range(resolved: ResolvedSampler, model: Any, options: dict[str, Any]) -> None:
+    """A1111 runs DPM fast / DPM adaptive between the model's own sigma_min and sigma_max, whatever the schedule."""
+    if resolved.uses_model_sigma_range:
         table = getattr(model, "sigmas", None)
         if isinstance(table, Tensor):
             options.setdefault("sigma_min", float(table[0]))
             options.setdefault("sigma_max", float(table[-1]))
+
+
+def _rng_name(rng: str | None, rng_source: str | None) -> str:
+    """``rng`` (as :func:`sdlab.generate` names it), or the old ``rng_source`` with a DeprecationWarning."""
+    if rng_source is None:
+        return "CPU" if rng is None else rng
+    warnings.warn("sample(rng_source=...) is now sample(rng=...)", DeprecationWarning, stacklevel=3)
+    if rng is not None and rng != rng_source:
+        raise SdlabError("pass rng only (rng_source is its old name)", rng=rng, rng_source=rng_source)
+    return rng_source
+
+
+def _seeded_noise(
+    resolved: ResolvedSampler | None, x: Tensor, sigmas: Tensor, seeds: list[int], source: str
+) -> NoiseSampler:
+    """Per-image noise as A1111 draws it: Brownian trees for the SDE samplers, else each image's own generator."""
+
+    if resolved is not None and resolved.info.brownian:
+        return rng_module.brownian_noise_sampler(x, sigmas, seeds, source=source)
+    image_rng = rng_module.ImageRNG(tuple(x.shape[1:]), seeds, source=source, device=x.device)
+    image_rng.first()  # as in A1111, the stream's first draw is the initial noise; steps draw after it
+    return rng_module.image_noise_sampler(image_rng)
 
 
 def sample(
@@ -277,8 +333,9 @@ def sample(
     callback: Callback | None = None,
     noise_sampler: NoiseSampler | None = None,
     seeds: Sequence[int] | None = None,
-    rng_source: str = "CPU",
+    rng: str | None = None,
     check_finite: bool = True,
+    rng_source: str | None = None,
     **options: Any,
 ) -> Tensor:
     """Run ``sampler`` (a name or a sampler function) on any k-diffusion-convention denoiser.
@@ -288,18 +345,19 @@ def sample(
     ancestral samplers, ComfyUI's eta 0 for DPM fast ...); ``options`` override them and are checked by
     :func:`check_sampler_options`. Stochastic samplers draw their noise from ``noise_sampler(sigma, sigma_next)``
     when given, else from per-image generators seeded by ``seeds`` (one per image of ``x``; Brownian trees for
-    the SDE samplers), else from the global torch RNG (k-diffusion's default). Raises :class:`SdlabError` for
-    unknown names or options, values out of range, and when NaN/Inf appears (naming step and sigma).
+    the SDE samplers; ``rng``: "CPU" (default), "GPU" or "NV" as in :func:`sdlab.generate`, ``rng_source`` is
+    its old name), else from the global torch RNG (k-diffusion's default). Raises :class:`SdlabError` for
+    unknown names or options, values out of range, and when NaN/Inf appears (naming step and sigma; the check
+    reads device-side flags at the end and every :data:`FINITE_CHECK_EVERY` steps, not every step).
     """
+    source = _rng_name(rng, rng_source)
     fn, label, resolved = _resolve(sampler)
     options = dict(options) if resolved is None else {**resolved.options, **options}
     if resolved is not None:
-        _a1111_extras(resolved, denoiser, options)
+        _model_sigma_range(resolved, denoiser, options)
     _check_x(x, label, check_finite)
     sigmas = _as_sigmas(sigmas, x, label)
-    if resolved is not None and resolved.info.timesteps and sigmas.ndim == 1 and len(sigmas) == 1:
-        from sdlab.samplers.a1111 import ONE_TIMESTEP
-
+    if resolved is not None and resolved.own_timesteps and sigmas.ndim == 1 and len(sigmas) == 1:
         raise SdlabError(
             f"{label} got a single sigma and needs at least 2: {ONE_TIMESTEP}",
             sampler=label,
@@ -311,17 +369,13 @@ def sample(
     if seeds is not None:
         seeds = _check_seeds(seeds, x, label)
     if noise_sampler is None and seeds is not None:
-        from sdlab import rng
-
-        if resolved is not None and resolved.info.brownian:
-            noise_sampler = rng.brownian_noise_sampler(x, sigmas, seeds, source=rng_source)
-        else:
-            image_rng = rng.ImageRNG(tuple(x.shape[1:]), seeds, source=rng_source, device=x.device)
-            image_rng.first()  # as in A1111, the stream's first draw is the initial noise; steps draw after it
-            noise_sampler = rng.image_noise_sampler(image_rng)
-    guarded = _finite_guard(callback, label) if check_finite else callback
-    out = fn(denoiser, x, sigmas, extra_args=extra_args, callback=guarded, noise_sampler=noise_sampler, **options)
+        noise_sampler = _seeded_noise(resolved, x, sigmas, seeds, source)
+    guard = FiniteGuard(callback, label) if check_finite else None
+    out = fn(denoiser, x, sigmas, extra_args=extra_args, callback=guard or callback, noise_sampler=noise_sampler,
+             **options)  # fmt: skip
     final = out[0] if isinstance(out, tuple) else out  # DPM adaptive with return_info=True: (x, info)
+    if guard is not None:
+        guard.check()
     if check_finite and not torch.isfinite(final).all():
         raise SdlabError(
             "NaN or Inf in the final sample",

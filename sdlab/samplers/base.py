@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from sdlab.noise.types import NoiseSampler
+
 __all__ = [
     "Denoiser",
     "Callback",
@@ -37,7 +39,6 @@ __all__ = [
 ]
 
 Callback = Callable[[dict[str, Any]], None]
-NoiseSampler = Callable[[Tensor, Tensor], Tensor]
 
 
 class Denoiser(Protocol):

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sdlab.errors import SdlabError
+from sdlab.errors import SdlabError, closest
 from sdlab.samplers.base import Callback, NoiseSampler
+from sdlab.schedules.table import log_interp, sd1_table
 
 __all__ = ["PREFIX", "make_scheduler", "scheduler_sigmas", "sample_diffusers"]
 
@@ -34,8 +35,6 @@ def make_scheduler(class_name: str, model: Any = None, **kwargs: Any) -> Any:
     cls = getattr(diffusers, class_name, None)
     if cls is None or not hasattr(cls, "from_config"):
         names = [n for n in dir(diffusers) if n.endswith("Scheduler")]
-        from sdlab.errors import closest
-
         raise SdlabError(f"diffusers has no scheduler {class_name!r}", sampler=PREFIX + class_name,
                          hint=closest(class_name, names))  # fmt: skip
     pipe = getattr(model, "pipe", None)
@@ -51,14 +50,8 @@ def make_scheduler(class_name: str, model: Any = None, **kwargs: Any) -> Any:
 def _t_to_sigma(model: Any, t: Tensor) -> Tensor:
     if hasattr(model, "t_to_sigma"):
         return model.t_to_sigma(t.float())
-    from sdlab.schedules import sd_training_sigmas
-
-    table = sd_training_sigmas().log()
-    t = t.float().clamp(0, len(table) - 1)
-    lo = t.floor().long()
-    hi = (lo + 1).clamp(max=len(table) - 1)
-    w = t - lo
-    return ((1 - w) * table[lo] + w * table[hi]).exp()
+    table = sd1_table().log()
+    return log_interp(table, t.float().clamp(0, len(table) - 1))
 
 
 def scheduler_sigmas(class_name: str, steps: int, model: Any = None, **kwargs: Any) -> Tensor:

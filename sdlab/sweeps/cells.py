@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from sdlab import generation
-from sdlab.experiments import _distances, spec_columns, step_deltas
+from sdlab.experiments import distances, spec_columns, step_deltas
 from sdlab.models.loading import resolve_device
 from sdlab.spec import versions
 
@@ -202,7 +202,7 @@ def run_cell(cell: Cell) -> CellResult:
     values: dict[str, torch.Tensor] = {}
     if cell.reference is not None and not is_own_reference and cell.metrics:
         ref_latents, ref_images = _reference_result(cell.reference)
-        values = _distances(result.latents, ref_latents, result.images, ref_images, cell.metrics)
+        values = distances(result.latents, ref_latents, result.images, ref_images, cell.metrics)
     n = len(result.specs)
     per_image = result.seconds / n
     sd = generation.load(**_load_args(cell.run)) if cell.step_image_metrics else None
@@ -216,13 +216,21 @@ def run_cell(cell: Cell) -> CellResult:
             "role": cell.role,
             "reference": cell.reference_label,
             "reference_key": "" if cell.reference is None else cell.reference.key(),
-            "nfe": int(result.nfe),
+            "nfe": None if result.nfe is None else int(result.nfe),  # None: the denoiser keeps no count
             "seconds": per_image,
             "image": name,
             **spec_columns(spec),
         }
         final = {"step": -1, "sigma": math.nan, "elapsed": result.seconds}
-        rows.append({**base, **final, "comparison": "cost", "metric": "nfe", "value": float(result.nfe)})
+        rows.append(
+            {
+                **base,
+                **final,
+                "comparison": "cost",
+                "metric": "nfe",
+                "value": math.nan if result.nfe is None else float(result.nfe),  # NaN: not counted
+            }
+        )
         rows.append({**base, **final, "comparison": "cost", "metric": "seconds", "value": per_image})
         for metric, tensor in values.items():
             rows.append({**base, **final, "comparison": "reference", "metric": metric, "value": float(tensor[k])})

@@ -20,7 +20,7 @@ from sdlab.embedded import pipeline_dir
 from sdlab.errors import SdlabError, closest
 from sdlab.experiments import DEFAULT_REFERENCE, Reference, lpips_unavailable
 from sdlab.generation import check_run, load, schedule_for
-from sdlab.models.loading import _folder_sha256, resolve_device, sha256_file
+from sdlab.models.loading import folder_sha256, resolve_device, sha256_file
 from sdlab.samplers import resolve_sampler
 from sdlab.sweeps.cells import Cell, SweepRun, load_kwargs
 from sdlab.sweeps.config import (
@@ -55,7 +55,7 @@ def _model_identity(model: str | None, device: str | None, dtype: str | None) ->
         if path is None:  # a hub id: load it (the process keeps it for the run)
             sha = load(model, device=device, dtype=dtype).file_sha256
         else:
-            sha = sha256_file(path) if path.is_file() else _folder_sha256(path, None)
+            sha = sha256_file(path) if path.is_file() else folder_sha256(path, None)
         _IDENTITY[stamp] = (sha, str(dev), str(dt).removeprefix("torch."))
     return _IDENTITY[stamp]
 

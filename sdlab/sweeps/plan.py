@@ -39,9 +39,8 @@ def check_volume(cells: Sequence[Cell]) -> None:
 
 def _nfe_per_step(sampler: str) -> float:
     """Model evaluations per step from the catalogue; 2 where it is adaptive or unknown (a rough guess)."""
-    text = resolve_sampler(sampler).info.nfe_per_step
-    digits = [int(part) for part in text.split("-") if part.isdigit()]
-    return float(max(digits)) if digits else 2.0
+    evals = resolve_sampler(sampler).info.evals_per_step
+    return 2.0 if evals is None else float(evals)
 
 
 def estimate_seconds(cells: Sequence[Cell]) -> float:
