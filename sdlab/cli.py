@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -234,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: Exception) -> int:
     """One line for an error: SdlabError as it is, OSError with its path, anything else as a failure to report."""
     if isinstance(exc, BrokenPipeError):  # the reader went away (sdlab samplers | head): nothing to report
-        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
         return 0
     if isinstance(exc, SdlabError):
         print(f"sdlab: error: {exc}", file=sys.stderr)

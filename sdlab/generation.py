@@ -43,6 +43,7 @@ __all__ = [
     "unload_models",
     "schedule_for",
     "check_run",
+    "parse_size",
     "init_noise_scale",
     "GenerateResult",
     "Trajectory",
@@ -219,14 +220,6 @@ class _DryDenoiser:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-def is_a1111_lcm(resolved: ResolvedSampler) -> bool:
-    """A1111's "LCM" runs on its own denoiser and its 50 LCM timesteps (ComfyUI's "lcm" does not).
-
-    The same as ``resolved.lcm_denoiser`` (:attr:`sdlab.samplers.catalogue.ResolvedSampler.lcm_denoiser`).
-    """
-    return resolved.lcm_denoiser
 
 
 @dataclass(frozen=True)
@@ -450,7 +443,7 @@ def _check_arguments(
         ensd=checked.ensd,
         prompts=_per_image(prompt, checked.seeds, "prompt"),
         negatives=_per_image(negative_prompt, checked.seeds, "negative_prompt"),
-        size=_parse_size(size, label),
+        size=parse_size(size, sampler=label),
         clip_skip=_whole("clip_skip", clip_skip, 1, label, hint="1 = the last CLIP layer, 2 = skip one"),
         start_step=_whole("start_step", start_step, 0, label, hint="0 starts at the first step"),
         end_step=None if end_step is None else _whole("end_step", end_step, 1, label, hint="None runs to the end"),
@@ -684,8 +677,8 @@ def _listed(value: Any) -> list[Any] | None:
         return None
 
 
-def _parse_size(size: Any, sampler: str) -> tuple[int, int] | None:
-    """(width, height) from ``size`` = (W, H) or "WxH"; None for the model's default size."""
+def parse_size(size: Any, *, sampler: str | None = None) -> tuple[int, int] | None:
+    """(width, height) from ``size`` = (W, H) or "WxH", positive multiples of 8; None for the model's default."""
     if size is None:
         return None
     if isinstance(size, str):

@@ -219,9 +219,7 @@ class Lab:
 def ignores_schedule(name: str) -> bool:
     """A1111 runs DDIM / PLMS / UniPC on their own timesteps and DPM fast / adaptive on their own range."""
     r = resolve_sampler(name)
-    return bool(r.schedule) or (
-        r.flavour == "a1111" and (r.info.timesteps or r.info.key in ("dpm_fast", "dpm_adaptive"))
-    )
+    return bool(r.schedule) or r.own_timesteps or r.uses_model_sigma_range
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -108,11 +108,11 @@ def _plan(
     """(sigmas, schedule label, start mode, sigma_start, sigma_end) for one run with A1111's semantics."""
     info = resolved.info
     f64 = torch.float64
-    if info.timesteps and resolved.flavour == "a1111":  # A1111's own fixed timesteps, whatever the schedule
+    if resolved.own_timesteps:  # A1111's own fixed timesteps, whatever the schedule
         sigmas, label = schedule_for(resolved, "Automatic", steps, dist)
         sigmas = sigmas.to(f64)
         return sigmas, label, "vp", float(sigmas[0]), float(sigmas[-1])
-    if info.key in _OWN_RANGE and resolved.flavour == "a1111":  # n = steps, between the model's own range
+    if resolved.uses_model_sigma_range:  # n = steps, between the model's own range
         sigmas = get_sigmas("karras", steps, dist, dtype=f64)  # only its length matters
         label = "log-SNR uniform (model range)" if info.key == "dpm_fast" else "adaptive (model range)"
         return sigmas, label, "sigma", float(dist.sigma_max), float(dist.sigma_min)
@@ -292,7 +292,7 @@ def _runs(samplers: Sequence[str], schedules: Sequence[str], steps: Sequence[int
     jobs = []
     for name in samplers:
         r = resolve_sampler(name)
-        fixed = r.flavour == "a1111" and (r.info.timesteps or r.info.key in _OWN_RANGE)
+        fixed = r.own_timesteps or r.uses_model_sigma_range
         for schedule in schedules[:1] if fixed or r.schedule else schedules:
             jobs += [(name, schedule, int(s)) for s in steps]
     return jobs

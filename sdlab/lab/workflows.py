@@ -314,7 +314,7 @@ def _discards(sampler: str) -> bool:
 def _shared_sigmas(ex: Exploration, sampler: str) -> Tensor:
     """The explorer's sigmas, after checking that ``sampler`` would run on exactly them."""
     resolved = resolve_sampler(sampler)
-    if ex.schedule == "diffusers" or ex.schedule.endswith("timesteps") or resolved.flavour == "diffusers":
+    if ex.schedule == "diffusers" or ex.schedule.endswith("timesteps") or resolved.front_end == "diffusers":
         raise SdlabError(
             "a handoff needs k-diffusion samplers on one sigma schedule", explorer=ex.sampler, refiner=sampler,
             schedule=ex.schedule, hint='explore with e.g. "Euler a" and refine with e.g. "DPM++ 2M"',

@@ -30,7 +30,7 @@ def sampler_schedule(sampler: Any) -> SamplerSchedule:
         key=info.key,
         schedule=resolved.schedule or info.default_schedule,
         discard=bool(resolved.discard_penultimate),
-        own_timesteps=bool(info.timesteps and resolved.flavour == "a1111" and not resolved.schedule),
+        own_timesteps=resolved.own_timesteps and not resolved.schedule,
     )
 
 

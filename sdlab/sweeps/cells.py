@@ -33,7 +33,6 @@ import torch
 
 from sdlab import generation
 from sdlab.experiments import distances, spec_columns, step_deltas
-from sdlab.models.loading import resolve_device
 from sdlab.spec import versions
 
 __all__ = [
@@ -47,7 +46,6 @@ __all__ = [
     "recall_reference",
     "model_key",
     "generate_run",
-    "load_kwargs",
     "CELL_FORMAT",
 ]
 
@@ -128,18 +126,9 @@ def model_key(cell: Cell) -> tuple[Any, ...]:
 # models and reference runs, cached per process
 
 
-def load_kwargs(model: str | None, device: str, dtype: str) -> dict[str, Any]:
-    """model, device and dtype for generate / load; the defaults as None, so the model cache is shared."""
-    dev, dt = resolve_device(None, None)
-    return {
-        "model": model,
-        "device": None if device == str(dev) else device,
-        "dtype": None if dtype == str(dt).removeprefix("torch.") else dtype,
-    }
-
-
 def _load_args(run: SweepRun) -> dict[str, Any]:
-    return load_kwargs(run.model, run.device, run.dtype)
+    """model, device and dtype for generate / load (the model cache keys them as they resolve)."""
+    return {"model": run.model, "device": run.device, "dtype": run.dtype}
 
 
 def load_model_for(run: SweepRun) -> float:

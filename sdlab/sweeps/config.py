@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from sdlab import generation
 from sdlab.errors import SdlabError, closest
 from sdlab.experiments import DISTANCES
 from sdlab.generation import MAX_STEPS
@@ -285,20 +286,12 @@ def _check_config(c: SweepConfig) -> None:
 
 def parse_size(size: Any) -> tuple[int, int] | None:
     """A config's ``size`` ('WIDTHxHEIGHT' or [width, height], multiples of 8) as (width, height); None as None."""
-    if size is None:
-        return None
-    if isinstance(size, str):
-        try:
-            w, h = (int(v) for v in size.lower().split("x"))
-        except ValueError:
-            raise _bad("size", size) from None
-    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(v) for v in size):
-        w, h = size
-    else:
+    if isinstance(size, bool):
         raise _bad("size", size)
-    if w <= 0 or h <= 0 or w % 8 or h % 8:
-        raise _bad("size", size)
-    return int(w), int(h)
+    try:
+        return generation.parse_size(size)
+    except SdlabError as e:
+        raise e.with_context(key="size") from e
 
 
 def load_config(source: str | Path | Mapping[str, Any] | SweepConfig) -> SweepConfig:

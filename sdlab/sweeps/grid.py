@@ -22,7 +22,7 @@ from sdlab.experiments import DEFAULT_REFERENCE, Reference, lpips_unavailable
 from sdlab.generation import check_run, load, schedule_for
 from sdlab.models.loading import folder_sha256, resolve_device, sha256_file
 from sdlab.samplers import resolve_sampler
-from sdlab.sweeps.cells import Cell, SweepRun, load_kwargs
+from sdlab.sweeps.cells import Cell, SweepRun
 from sdlab.sweeps.config import (
     IMAGE_METRICS,
     REFERENCE_MODES,
@@ -86,7 +86,7 @@ def _check_model(c: SweepConfig) -> Any:
     if width is not None:  # before loading: a size that cannot be generated is refused at once
         limits.check_image(width, height, batch=len(c.seeds), device=device, key="size")
     try:
-        sd = load(**load_kwargs(c.model, str(device), str(dtype).removeprefix("torch.")))
+        sd = load(c.model, device=str(device), dtype=dtype)
     except SdlabError as e:
         raise e.with_context(key="model") from e
     if width is None:
