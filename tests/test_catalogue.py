@@ -3,7 +3,7 @@
 import pytest
 
 from sdlab import SdlabError
-from sdlab.samplers.catalogue import A1111_SAMPLERS, SAMPLERS, resolve_sampler
+from sdlab.samplers.catalogue import A1111_SAMPLERS, SAMPLERS, list_samplers, resolve_sampler
 
 A1111_V110 = [
     "DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE", "Euler a", "Euler",
@@ -100,12 +100,16 @@ def test_front_end_rules_are_properties_of_the_resolved_sampler():
     assert r.flavour == r.front_end == "a1111"  # the old name stays readable for one release
 
 
-def test_order_and_evaluations_are_numbers_with_display_strings():
+def test_order_and_evaluations_are_numbers_and_the_table_shows_them_as_text():
     assert SAMPLERS["dpmpp_2m"].order_range == (2, 2) and SAMPLERS["dpmpp_2m"].evals_per_step == 1
-    assert SAMPLERS["heunpp2"].order_range == (2, 3) and SAMPLERS["heunpp2"].order == "2-3"
-    assert SAMPLERS["dpm_adaptive"].evals_per_step is None and SAMPLERS["dpm_adaptive"].nfe_per_step == "adaptive"
+    assert SAMPLERS["heunpp2"].order_range == (2, 3) and SAMPLERS["dpm_adaptive"].evals_per_step is None
     diffusers = resolve_sampler("diffusers:EulerDiscreteScheduler").info
-    assert diffusers.order_range is None and (diffusers.order, diffusers.nfe_per_step) == ("?", "?")
+    assert diffusers.order_range is None and diffusers.evals_per_step is None
+    # no string twins on the API: the numbers are the one home, the table formats them for display
+    assert not any(hasattr(SAMPLERS["euler"], name) for name in ("order", "nfe_per_step"))
+    rows = {row["key"]: row for row in list_samplers(available_only=False)}
+    assert (rows["dpmpp_2m"]["order"], rows["dpmpp_2m"]["nfe_per_step"]) == ("2", "1")
+    assert rows["heunpp2"]["order"] == "2-3" and rows["dpm_adaptive"]["nfe_per_step"] == "adaptive"
 
 
 def test_catalogue_holds_the_functions_themselves():

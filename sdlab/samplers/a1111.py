@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError, closest
-from sdlab.samplers.base import Callback, NoiseSampler, default_noise_sampler, to_d, uncond_denoised
+from sdlab.options import Domain, check_option
+from sdlab.samplers.base import Run, to_d, uncond_denoised
+from sdlab.samplers.steps import sampler, tell, variant
 from sdlab.schedules.table import sigmas_to_t
 from sdlab.schedules.timesteps import (
     ONE_TIMESTEP,
@@ -108,87 +109,50 @@ def _check_eta(eta: float, sampler: str) -> None:
         )
 
 
-def _ddim_loop(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    extra_args: dict[str, Any] | None,
-    callback: Callback | None,
-    noise_sampler: NoiseSampler | None,
-    eta: float,
-    cfgpp: bool,
-) -> Tensor:
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    s_in = x.new_ones([x.shape[0]])
+@sampler()
+def _ddim(run: Run, x: Tensor, sigmas: Tensor, *, eta: float = 0.0, cfgpp: bool) -> Tensor:
+    """DDIM, or with ``cfgpp`` DDIM CFG++, in VE form (see :func:`ddim` and :func:`ddim_cfgpp`)."""
+    _check_eta(eta, "ddim_cfgpp" if cfgpp else "ddim")
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        denoised = run.predict(x, i, sigmas[i])
         # eq. 12's sigma_t(eta) divided by sqrt(alpha_prev) (= k-diffusion's ancestral sigma_up, unclamped)
         sigma_up = eta * sigma_next * math.sqrt(max(0.0, 1 - (sigma_next / sigma) ** 2))
         sigma_down = math.sqrt(sigma_next**2 - sigma_up**2)
         # CFG++ points the "direction to x_t" along the unconditional eps instead of the guided one
-        eps = to_d(x, sigmas[i], uncond_denoised(model, denoised) if cfgpp else denoised)
+        eps = to_d(x, sigmas[i], uncond_denoised(run.model, denoised) if cfgpp else denoised)
         x = denoised + sigma_down * eps
         if sigma_up:
-            x = x + sigma_up * noise_sampler(sigmas[i], sigmas[i + 1])
+            x = x + sigma_up * run.noise_sampler(sigmas[i], sigmas[i + 1])
     return x
 
 
-@torch.no_grad()
-def ddim(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    eta: float = 0.0,
-) -> Tensor:
+ddim = variant(
+    _ddim,
+    "ddim",
     """DDIM (Song et al. 2021, eq. 12) as A1111's ``ddim``. ``eta`` is "Eta DDIM" (default 0, deterministic).
 
     In VE form each step is ``x = denoised + sigma_down * eps + sigma_up * noise``. With ``eta = 0`` that is
     Euler. Run it on :func:`ddim_sigmas` to reproduce A1111 (see the module docstring). It works on any
     decreasing sigmas, a final 0 included.
-    """
-    _check_eta(eta, "ddim")
-    return _ddim_loop(model, x, sigmas, extra_args, callback, noise_sampler, eta, cfgpp=False)
-
-
-@torch.no_grad()
-def ddim_cfgpp(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    eta: float = 0.0,
-) -> Tensor:
+    """,
+    cfgpp=False,
+)
+ddim_cfgpp = variant(
+    _ddim,
+    "ddim_cfgpp",
     """DDIM CFG++ (Chung et al. 2024) as A1111's ``ddim_cfgpp``: guided x0, direction along the uncond eps.
 
     It reads the uncond prediction from ``model.last_uncond_denoised``. Without guidance it equals
     :func:`ddim`. A1111 also divides the CFG scale by :data:`CFGPP_SCALE_DIVISOR`, which the CFG denoiser has
     to do.
-    """
-    _check_eta(eta, "ddim_cfgpp")
-    return _ddim_loop(model, x, sigmas, extra_args, callback, noise_sampler, eta, cfgpp=True)
+    """,
+    cfgpp=True,
+)
 
 
-@torch.no_grad()
-def plms(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-) -> Tensor:
+@sampler()
+def plms(run: Run, x: Tensor, sigmas: Tensor) -> Tensor:
     """PLMS (Liu et al. 2022, pseudo linear multistep) as A1111's ``plms``: Adams-Bashforth on eps.
 
     The first step is a pseudo improved Euler step. It costs 2 model calls, and with a final sigma of 0 it
@@ -197,20 +161,16 @@ def plms(
     ``x + (sigma_next - sigma) * eps'``, which is DDIM's eta-0 update driven by the combined ``eps'``.
     ``noise_sampler`` is unused.
     """
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
     old_eps: list[Tensor] = []
     for i in range(len(sigmas) - 1):
         dt = sigmas[i + 1] - sigmas[i]
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        denoised = run.predict(x, i, sigmas[i])
         eps = to_d(x, sigmas[i], denoised)
         if not old_eps:  # pseudo improved Euler
             eps_prime = eps
             if sigmas[i + 1] > 0:
                 x_2 = x + eps * dt
-                eps_2 = to_d(x_2, sigmas[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
+                eps_2 = to_d(x_2, sigmas[i + 1], run.denoise(x_2, sigmas[i + 1]))
                 eps_prime = (eps + eps_2) / 2
         elif len(old_eps) == 1:  # Adams-Bashforth 2
             eps_prime = (3 * eps - old_eps[-1]) / 2
@@ -324,18 +284,9 @@ def unipc_multistep(
     return x_hat
 
 
-@torch.no_grad()
+@sampler()
 def unipc(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    variant: str = "bh1",
-    order: int = 3,
-    lower_order_final: bool = True,
+    run: Run, x: Tensor, sigmas: Tensor, *, variant: str = "bh1", order: int = 3, lower_order_final: bool = True
 ) -> Tensor:
     """UniPC (Zhao et al. 2023), multistep with data prediction, as A1111's ``uni_pc`` port runs it.
 
@@ -354,14 +305,8 @@ def unipc(
     if variant not in UNIPC_VARIANTS:
         raise SdlabError("unknown UniPC variant", variant=variant, hint=closest(variant, UNIPC_VARIANTS))
     n = len(sigmas) - 1
-    if not isinstance(order, int) or not 1 <= order <= n:
-        raise SdlabError(
-            "UniPC order must be from 1 to the number of steps",
-            order=order,
-            steps=n,
-            hint="A1111 asserts the same; lower `order` or use more steps",
-        )
-    table = training_table(model)
+    check_option(Domain.integer(1, n, note="A1111 asserts the same"), "order", order, sampler="unipc", steps=n)
+    table = training_table(run.model)
     sig = sigmas.detach().to(torch.float64).cpu()
     if not (sig >= table[0] * (1 - 1e-6)).all() or not (sig <= table[-1] * (1 + 1e-6)).all():
         raise SdlabError(
@@ -374,8 +319,6 @@ def unipc(
         )
     if (sig.diff() >= 0).any():
         raise SdlabError("UniPC needs strictly decreasing sigmas", sigmas=sig.tolist(), hint="drop repeated sigmas")
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
 
     log_alpha = vp_log_alpha(table, sigmas_to_t(table, sig))
     lam = vp_lambda(log_alpha).tolist()  # half log-SNR of each grid point
@@ -385,12 +328,12 @@ def unipc(
 
     def data_prediction(x_hat: Tensor, i: int) -> Tensor:
         x_in = x_hat * c[i]
-        eps = to_d(x_in, sigmas[i], model(x_in, sigmas[i] * s_in, **extra_args))
+        eps = to_d(x_in, sigmas[i], run.denoise(x_in, sigmas[i]))
         return x_hat - math.exp(-lam[i]) * eps
 
     def report(x_hat: Tensor, i: int, denoised: Tensor) -> None:
-        if callback is not None:
-            callback({"x": x_hat * c[i], "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        if run.callback is not None:
+            tell(run.callback, x_hat * c[i], i, sigmas[i], sigmas[i], denoised)
 
     x_hat = unipc_multistep(
         x / c[0], lam, data_prediction, variant=variant, order=order, lower_order_final=lower_order_final, report=report
@@ -401,16 +344,8 @@ def unipc(
 # --- LCM and Restart -----------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def lcm(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-) -> Tensor:
+@sampler()
+def lcm(run: Run, x: Tensor, sigmas: Tensor) -> Tensor:
     """LCM multistep sampling (Luo et al. 2023) as A1111's ``sample_lcm``: jump to x0, re-noise to the next sigma.
 
     A1111 pairs it with its own denoiser, ``LCMCompVisDenoiser``: a 50-entry sigma table at ``t = 19, 39, ...,
@@ -418,16 +353,11 @@ def lcm(
     0.25)``, ``c_out = 10 t / sqrt((10 t)^2 + 0.25)``. That is the denoiser's job, not this sampler's:
     :class:`sdlab.models.denoisers.LCMEpsDenoiser`, which :func:`sdlab.generate` uses for A1111's "LCM".
     """
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    s_in = x.new_ones([x.shape[0]])
     for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        denoised = run.predict(x, i, sigmas[i])
         x = denoised
         if sigmas[i + 1] > 0:
-            x = x + sigmas[i + 1] * noise_sampler(sigmas[i], sigmas[i + 1])
+            x = x + sigmas[i + 1] * run.noise_sampler(sigmas[i], sigmas[i + 1])
     return x
 
 
@@ -438,15 +368,12 @@ def _karras(n: int, sigma_min: float, sigma_max: float, like: Tensor, rho: float
     return torch.cat([sigmas, sigmas.new_zeros([1])]).to(like)
 
 
-@torch.no_grad()
+@sampler()
 def restart(
-    model: Any,
+    run: Run,
     x: Tensor,
     sigmas: Tensor,
     *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
     s_noise: float = 1.0,
     restart_list: dict[float, tuple[int, int, float]] | None = None,
 ) -> Tensor:
@@ -465,9 +392,6 @@ def restart(
     noise on each call: a Brownian-tree sampler would repeat the same increment for a repeated interval.
     The callback's ``sigma`` is the step's start sigma; A1111 reports the target sigma there.
     """
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    s_in = x.new_ones([x.shape[0]])
     steps = len(sigmas) - 1
     if restart_list is None:
         restart_list = {}
@@ -495,29 +419,20 @@ def restart(
     last_sigma = None
     for step_id, (sigma, sigma_next) in enumerate(step_list):
         if last_sigma is not None and last_sigma < sigma:  # restart: jump back up with fresh noise
-            noise = noise_sampler(last_sigma, sigma)
+            noise = run.noise_sampler(last_sigma, sigma)
             x = x + noise * s_noise * (sigma**2 - last_sigma**2) ** 0.5
-        denoised = model(x, sigma * s_in, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": step_id, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+        denoised = run.predict(x, step_id, sigma)
         d = to_d(x, sigma, denoised)
         dt = sigma_next - sigma
         if sigma_next == 0:  # Euler
             x = x + d * dt
         else:  # Heun
             x_2 = x + d * dt
-            d_2 = to_d(x_2, sigma_next, model(x_2, sigma_next * s_in, **extra_args))
+            d_2 = to_d(x_2, sigma_next, run.denoise(x_2, sigma_next))
             x = x + (d + d_2) / 2 * dt
         last_sigma = sigma_next
     return x
 
 
-SAMPLERS: dict[str, Callable[..., Tensor]] = {
-    "ddim": ddim,
-    "ddim_cfgpp": ddim_cfgpp,
-    "plms": plms,
-    "unipc": unipc,
-    "lcm": lcm,
-    "restart": restart,
-}
+SAMPLERS: dict[str, Callable[..., Tensor]] = {fn.__name__: fn for fn in (ddim, ddim_cfgpp, plms, unipc, lcm, restart)}
 """sdlab names of A1111's non-k-diffusion samplers -> functions."""

@@ -11,6 +11,10 @@ A **sampler** is a plain function::
 
     sampler(model, x, sigmas, *, extra_args=None, callback=None, noise_sampler=None, **options) -> x
 
+sdlab writes each algorithm as ``fn(run, x, sigmas, **options)`` under the decorator
+:func:`sdlab.samplers.steps.sampler`, which gives it that signature and hands it the model and the three
+keyword arguments, filled in, as one :class:`Run`.
+
 ``x`` is noise already scaled to ``sigmas[0]``; ``sigmas`` is a 1-D tensor, decreasing, usually ending in 0.
 After each step it calls ``callback({"x", "i", "sigma", "sigma_hat", "denoised"})``. Stochastic samplers
 draw fresh noise only from ``noise_sampler(sigma, sigma_next)``; without one they use
@@ -20,7 +24,7 @@ draw fresh noise only from ``noise_sampler(sigma, sigma_next)``; without one the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -30,12 +34,14 @@ from sdlab.noise.types import NoiseSampler
 __all__ = [
     "Denoiser",
     "Callback",
+    "Run",
     "NoiseSampler",
     "append_dims",
     "to_d",
     "get_ancestral_step",
     "default_noise_sampler",
     "uncond_denoised",
+    "tell",
 ]
 
 Callback = Callable[[dict[str, Any]], None]
@@ -45,6 +51,31 @@ class Denoiser(Protocol):
     """Anything callable as ``D(x, sigma, **cond) -> denoised`` (see the module docstring)."""
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor: ...
+
+
+class Run(NamedTuple):
+    """The denoiser a sampler runs with its ``extra_args``, ``callback`` and ``noise_sampler`` (filled in)."""
+
+    model: Any
+    extra_args: dict[str, Any]
+    callback: Callback | None
+    noise_sampler: NoiseSampler
+
+    def denoise(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        """The model's denoised prediction for ``x`` at noise level ``sigma`` (a number, given to every sample)."""
+        return self.model(x, x.new_ones([x.shape[0]]) * sigma, **self.extra_args)
+
+    def predict(self, x: Tensor, i: int, sigma: Tensor) -> Tensor:
+        """:meth:`denoise` for step ``i`` (no churn), told to the callback first thing."""
+        denoised = self.denoise(x, sigma)
+        tell(self.callback, x, i, sigma, sigma, denoised)
+        return denoised
+
+
+def tell(callback: Callback | None, x: Tensor, i: int, sigma: Any, sigma_hat: Any, denoised: Tensor) -> None:
+    """Call ``callback`` (if any) with k-diffusion's step dict."""
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_hat, "denoised": denoised})
 
 
 def append_dims(v: Tensor, ndim: int) -> Tensor:

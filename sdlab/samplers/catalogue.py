@@ -55,21 +55,6 @@ class SamplerInfo:
         """The function's option-domain key ``"module:function"`` (:func:`sdlab.samplers.domains.function_key`)."""
         return function_key(self.fn) or ""
 
-    @property
-    def order(self) -> str:
-        """The order for display: ``"2"``, ``"2-3"``, ``"?"`` when unknown."""
-        if self.order_range is None:
-            return "?"
-        low, high = self.order_range
-        return str(low) if low == high else f"{low}-{high}"
-
-    @property
-    def nfe_per_step(self) -> str:
-        """Model evaluations per step for display: ``"1"``, ``"adaptive"``, ``"?"`` when unknown."""
-        if self.evals_per_step is not None:
-            return str(self.evals_per_step)
-        return "?" if self.order_range is None else "adaptive"
-
 
 @dataclass(frozen=True)
 class ResolvedSampler:
@@ -232,45 +217,29 @@ _CATALOGUE: tuple[SamplerInfo, ...] = (
        stochastic="no"),
     _k("ddim_comfy", fn=kdiffusion.euler, description="ComfyUI's 'ddim': Euler steps on the chosen schedule",
        order_range=(1, 1), evals_per_step=1, stochastic="no", comfy=("ddim",)),
-    _c("euler_cfg_pp", description="Euler CFG++: step along the unconditional prediction", order_range=(1, 1),
-       evals_per_step=1, stochastic="no"),
-    _c("euler_ancestral_cfg_pp", description="Euler ancestral CFG++", order_range=(1, 1), evals_per_step=1,
-       stochastic="yes"),
-    _c("heunpp2", description="Heun++: weighted three-point Heun", order_range=(2, 3), evals_per_step=3,
-       stochastic="no"),
-    _c("dpmpp_2s_ancestral_cfg_pp", description="DPM++ 2S ancestral CFG++", order_range=(2, 2), evals_per_step=2,
-       stochastic="yes"),
-    _c("dpmpp_2m_cfg_pp", description="DPM++ 2M CFG++", order_range=(2, 2), evals_per_step=1, stochastic="no"),
-    _c("ddpm", description="Ancestral DDPM steps (Ho et al. 2020)", order_range=(1, 1), evals_per_step=1,
-       stochastic="yes"),
-    _c("ipndm", description="Improved PNDM: 4th-order multistep, fixed coefficients", order_range=(4, 4),
-       evals_per_step=1, stochastic="no"),
-    _c("ipndm_v", description="Improved PNDM with variable step sizes", order_range=(4, 4), evals_per_step=1,
-       stochastic="no"),
-    _c("deis", description="DEIS: exponential integrator with polynomial extrapolation (Zhang & Chen 2023)",
-       order_range=(3, 3), evals_per_step=1, stochastic="no"),
-    _c("res_multistep", description="RES multistep: second-order exponential multistep", order_range=(2, 2),
-       evals_per_step=1, stochastic="no"),
-    _c("res_multistep_cfg_pp", description="RES multistep CFG++", order_range=(2, 2),
-       evals_per_step=1, stochastic="no"),
-    _c("res_multistep_ancestral", description="RES multistep ancestral", order_range=(2, 2), evals_per_step=1,
-       stochastic="yes"),
-    _c("res_multistep_ancestral_cfg_pp", description="RES multistep ancestral CFG++", order_range=(2, 2),
-       evals_per_step=1, stochastic="yes"),
-    _c("gradient_estimation", description="Euler with a gradient-estimation correction (Permenter & Yuan 2024)",
-       order_range=(1, 2), evals_per_step=1, stochastic="no"),
-    _c("gradient_estimation_cfg_pp", description="Gradient estimation CFG++", order_range=(1, 2), evals_per_step=1,
-       stochastic="no"),
-    _c("er_sde", description="ER-SDE-Solver-3 (Cui et al. 2023)", order_range=(3, 3),
-       evals_per_step=1, stochastic="yes"),
-    _c("seeds_2", description="SEEDS-2 stochastic exponential solver", order_range=(2, 2), evals_per_step=2,
-       stochastic="yes"),
-    _c("seeds_3", description="SEEDS-3 stochastic exponential solver", order_range=(3, 3), evals_per_step=3,
-       stochastic="yes"),
-    _c("sa_solver", description="SA-Solver: stochastic Adams predictor-corrector (Xue et al. 2023)", order_range=(3, 3),
-       evals_per_step=1, stochastic="yes"),
-    _c("sa_solver_pece", description="SA-Solver with an extra evaluation (PECE)", order_range=(3, 3), evals_per_step=2,
-       stochastic="yes"),
+    *(_c(key, description=text, order_range=order, evals_per_step=evals, stochastic=noise)
+      for key, text, order, evals, noise in (  # key, description, order range, evaluations per step, stochastic
+        ("euler_cfg_pp", "Euler CFG++: step along the unconditional prediction", (1, 1), 1, "no"),
+        ("euler_ancestral_cfg_pp", "Euler ancestral CFG++", (1, 1), 1, "yes"),
+        ("heunpp2", "Heun++: weighted three-point Heun", (2, 3), 3, "no"),
+        ("dpmpp_2s_ancestral_cfg_pp", "DPM++ 2S ancestral CFG++", (2, 2), 2, "yes"),
+        ("dpmpp_2m_cfg_pp", "DPM++ 2M CFG++", (2, 2), 1, "no"),
+        ("ddpm", "Ancestral DDPM steps (Ho et al. 2020)", (1, 1), 1, "yes"),
+        ("ipndm", "Improved PNDM: 4th-order multistep, fixed coefficients", (4, 4), 1, "no"),
+        ("ipndm_v", "Improved PNDM with variable step sizes", (4, 4), 1, "no"),
+        ("deis", "DEIS: exponential integrator with polynomial extrapolation (Zhang & Chen 2023)", (3, 3), 1, "no"),
+        ("res_multistep", "RES multistep: second-order exponential multistep", (2, 2), 1, "no"),
+        ("res_multistep_cfg_pp", "RES multistep CFG++", (2, 2), 1, "no"),
+        ("res_multistep_ancestral", "RES multistep ancestral", (2, 2), 1, "yes"),
+        ("res_multistep_ancestral_cfg_pp", "RES multistep ancestral CFG++", (2, 2), 1, "yes"),
+        ("gradient_estimation", "Euler with a gradient-estimation correction (Permenter & Yuan 2024)", (1, 2), 1, "no"),
+        ("gradient_estimation_cfg_pp", "Gradient estimation CFG++", (1, 2), 1, "no"),
+        ("er_sde", "ER-SDE-Solver-3 (Cui et al. 2023)", (3, 3), 1, "yes"),
+        ("seeds_2", "SEEDS-2 stochastic exponential solver", (2, 2), 2, "yes"),
+        ("seeds_3", "SEEDS-3 stochastic exponential solver", (3, 3), 3, "yes"),
+        ("sa_solver", "SA-Solver: stochastic Adams predictor-corrector (Xue et al. 2023)", (3, 3), 1, "yes"),
+        ("sa_solver_pece", "SA-Solver with an extra evaluation (PECE)", (3, 3), 2, "yes"),
+    )),
     _c("lcm_comfy", fn=comfy.lcm, comfy=("lcm",), description="ComfyUI's LCM sampler", order_range=(1, 1),
        evals_per_step=1, stochastic="yes"),
     _c("dpmpp_3m", description="DPM-Solver++(3M), the ODE form of DPM++ 3M SDE", order_range=(3, 3), evals_per_step=1,
@@ -360,8 +329,27 @@ def _display_names() -> list[str]:
     return [n for info in _CATALOGUE for n in (info.a1111, *info.comfy) if n]
 
 
+def _order_text(info: SamplerInfo) -> str:
+    """``order_range`` for the table: ``"2"``, ``"2-3"``, ``"?"`` when unknown."""
+    if info.order_range is None:
+        return "?"
+    low, high = info.order_range
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _evals_text(info: SamplerInfo) -> str:
+    """``evals_per_step`` for the table: ``"1"``, ``"adaptive"``, ``"?"`` when unknown."""
+    if info.evals_per_step is not None:
+        return str(info.evals_per_step)
+    return "?" if info.order_range is None else "adaptive"
+
+
 def list_samplers(*, available_only: bool = True) -> list[dict[str, Any]]:
-    """The catalogue as rows: names, aliases, order, NFE per step, stochastic or not, A1111 default schedule."""
+    """The catalogue as rows: names, aliases, order, NFE per step, stochastic or not, A1111 default schedule.
+
+    ``order`` and ``nfe_per_step`` are display text made from the numeric ``order_range`` and
+    ``evals_per_step`` of :class:`SamplerInfo` (``"2-3"``, ``"adaptive"``, ``"?"``).
+    """
     rows = []
     for info in _CATALOGUE:
         if available_only and not _available(info):
@@ -372,8 +360,8 @@ def list_samplers(*, available_only: bool = True) -> list[dict[str, Any]]:
                 "a1111": info.a1111,
                 "aliases": list(info.a1111_aliases),
                 "comfy": list(info.comfy),
-                "order": info.order,
-                "nfe_per_step": info.nfe_per_step,
+                "order": _order_text(info),
+                "nfe_per_step": _evals_text(info),
                 "stochastic": info.stochastic,
                 "brownian": info.brownian,
                 "default_schedule": "own timesteps" if info.timesteps else info.default_schedule,

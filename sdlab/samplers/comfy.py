@@ -41,20 +41,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
-import torch
 from torch import Tensor
 
+from sdlab.samplers import comfy_multistep, comfy_sde
 from sdlab.samplers.a1111 import lcm
-from sdlab.samplers.base import (
-    Callback,
-    NoiseSampler,
-    default_noise_sampler,
-    get_ancestral_step,
-    to_d,
-    uncond_denoised,
-)
+from sdlab.samplers.base import Run, get_ancestral_step, to_d, uncond_denoised
 from sdlab.samplers.comfy_multistep import UNI_PC_FINAL_SIGMA as UNI_PC_FINAL_SIGMA
 from sdlab.samplers.comfy_multistep import deis as deis
 from sdlab.samplers.comfy_multistep import dpmpp_3m as dpmpp_3m
@@ -73,11 +65,7 @@ from sdlab.samplers.comfy_sde import sa_solver_pece as sa_solver_pece
 from sdlab.samplers.comfy_sde import sa_solver_tau_interval as sa_solver_tau_interval
 from sdlab.samplers.comfy_sde import seeds_2 as seeds_2
 from sdlab.samplers.comfy_sde import seeds_3 as seeds_3
-from sdlab.samplers.steps import (
-    half_log_snr,
-    report,
-    sigma_batch,
-)
+from sdlab.samplers.steps import Churn, half_log_snr, sampler, tell, transitions, variant
 
 __all__ = [
     "SAMPLERS",
@@ -87,54 +75,24 @@ __all__ = [
     "heunpp2",
     "ddpm",
     "lcm",
-    "ipndm",
-    "ipndm_v",
-    "deis",
-    "res_multistep",
-    "res_multistep_cfg_pp",
-    "res_multistep_ancestral",
-    "res_multistep_ancestral_cfg_pp",
     "gradient_estimation",
     "gradient_estimation_cfg_pp",
     "dpmpp_2m_cfg_pp",
     "dpmpp_2s_ancestral_cfg_pp",
-    "er_sde",
-    "seeds_2",
-    "seeds_3",
-    "sa_solver",
-    "sa_solver_pece",
-    "dpmpp_3m",
-    "uni_pc",
-    "uni_pc_bh2",
-    "UNI_PC_FINAL_SIGMA",
-    "er_sde_noise_scaler",
-    "sa_solver_tau_interval",
+    *comfy_multistep.__all__,
+    *comfy_sde.__all__,
 ]
 
 
 # --- CFG++ Euler (Chung et al. 2024, arXiv:2406.08070) ------------------------------------------------------
 
 
-@torch.no_grad()
-def euler_ancestral_cfg_pp(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-) -> Tensor:
+@sampler()
+def euler_ancestral_cfg_pp(run: Run, x: Tensor, sigmas: Tensor, *, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """Ancestral Euler with the noise direction of the unconditional prediction (CFG++, Chung et al. 2024)."""
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        uncond = uncond_denoised(model, denoised)
-        report(callback, x, i, sigma, denoised)
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
+        uncond = uncond_denoised(run.model, denoised)
         if sigma_next == 0:
             x = denoised  # denoising step
             continue
@@ -142,69 +100,47 @@ def euler_ancestral_cfg_pp(
         d = to_d(x, sigma, uncond)  # the unconditional noise estimate
         x = denoised + d * sigma_down  # re-noise the guided x0 with it down to sigma_down
         if eta > 0 and s_noise > 0:
-            x = x + noise_sampler(sigma, sigma_next) * s_noise * sigma_up
+            x = x + run.noise_sampler(sigma, sigma_next) * s_noise * sigma_up
     return x
 
 
-@torch.no_grad()
-def euler_cfg_pp(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-) -> Tensor:
-    """Euler steps with the unconditional noise direction (CFG++, Chung et al. 2024): eta 0 of the ancestral form."""
-    return euler_ancestral_cfg_pp(
-        model, x, sigmas, extra_args=extra_args, callback=callback, noise_sampler=noise_sampler, eta=0.0, s_noise=0.0
-    )
+euler_cfg_pp = variant(
+    euler_ancestral_cfg_pp,
+    "euler_cfg_pp",
+    "Euler steps with the unconditional noise direction (CFG++, Chung et al. 2024): eta 0 of the ancestral form.",
+    eta=0.0,
+    s_noise=0.0,
+)
 
 
 # --- Heun++ (Carzit/sd-webui-samplers-scheduler) -----------------------------------------------------------
 
 
-@torch.no_grad()
-def heunpp2(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    s_churn: float = 0.0,
-    s_tmin: float = 0.0,
-    s_tmax: float = float("inf"),
-    s_noise: float = 1.0,
-) -> Tensor:
+@sampler(group=Churn)
+def heunpp2(run: Run, x: Tensor, sigmas: Tensor, churn: Churn) -> Tensor:
     """Heun++: Euler step, then a slope averaged over up to three points, weighted by sigma / sigma_max."""
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     n, s_end, sigma_max = len(sigmas) - 1, sigmas[-1], sigmas[0]
     for i in range(n):
-        # optional churn (Karras et al. 2022, Algorithm 2)
-        gamma = min(s_churn / n, 2**0.5 - 1) if s_tmin <= sigmas[i] <= s_tmax else 0.0
+        # optional churn (Karras et al. 2022, Algorithm 2), its noise drawn only when it is added
+        gamma = churn.gamma(sigmas[i], n)
         sigma_hat = sigmas[i] * (gamma + 1)
         if gamma > 0:
-            x = x + noise_sampler(sigmas[i], sigma_hat) * s_noise * (sigma_hat**2 - sigmas[i] ** 2) ** 0.5
-        denoised = model(x, sigma_batch(x, sigma_hat), **extra_args)
+            x = x + run.noise_sampler(sigmas[i], sigma_hat) * churn.s_noise * (sigma_hat**2 - sigmas[i] ** 2) ** 0.5
+        denoised = run.denoise(x, sigma_hat)
         d = to_d(x, sigma_hat, denoised)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigma_hat, "denoised": denoised})
+        tell(run.callback, x, i, sigmas[i], sigma_hat, denoised)
         dt = sigmas[i + 1] - sigma_hat
         if sigmas[i + 1] == s_end:  # last step: Euler
             x = x + d * dt
             continue
         x_2 = x + d * dt
-        d_2 = to_d(x_2, sigmas[i + 1], model(x_2, sigma_batch(x, sigmas[i + 1]), **extra_args))
+        d_2 = to_d(x_2, sigmas[i + 1], run.denoise(x_2, sigmas[i + 1]))
         if sigmas[i + 2] == s_end:  # one point ahead: Heun with weight sigma_{i+1} / (2 sigma_max)
             w_2 = sigmas[i + 1] / (2 * sigma_max)
             d_prime = (1 - w_2) * d + w_2 * d_2
         else:  # two points ahead: Heun++
             x_3 = x_2 + d_2 * (sigmas[i + 2] - sigmas[i + 1])
-            d_3 = to_d(x_3, sigmas[i + 2], model(x_3, sigma_batch(x, sigmas[i + 2]), **extra_args))
+            d_3 = to_d(x_3, sigmas[i + 2], run.denoise(x_3, sigmas[i + 2]))
             w_2, w_3 = sigmas[i + 1] / (3 * sigma_max), sigmas[i + 2] / (3 * sigma_max)
             d_prime = (1 - w_2 - w_3) * d + w_2 * d_2 + w_3 * d_3
         x = x + d_prime * dt
@@ -214,23 +150,11 @@ def heunpp2(
 # --- DDPM -------------------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def ddpm(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-) -> Tensor:
+@sampler()
+def ddpm(run: Run, x: Tensor, sigmas: Tensor) -> Tensor:
     """Ancestral DDPM steps (Ho et al. 2020, eq. 11) between the given sigmas, alpha_cumprod = 1 / (1 + sigma^2)."""
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        report(callback, x, i, sigma, denoised)
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
         eps = (x - denoised) / sigma
         alpha_bar, alpha_bar_prev = 1 / (1 + sigma**2), 1 / (1 + sigma_next**2)
         alpha = alpha_bar / alpha_bar_prev  # 1 - beta_t for this (possibly long) step
@@ -238,7 +162,7 @@ def ddpm(
         mean = (x_vp - (1 - alpha) / (1 - alpha_bar) ** 0.5 * eps) / alpha**0.5
         if sigma_next > 0:
             beta_tilde = (1 - alpha) * (1 - alpha_bar_prev) / (1 - alpha_bar)  # posterior variance
-            mean = mean + beta_tilde**0.5 * noise_sampler(sigma, sigma_next)
+            mean = mean + beta_tilde**0.5 * run.noise_sampler(sigma, sigma_next)
             x = mean * (1 + sigma_next**2) ** 0.5
         else:
             x = mean
@@ -248,22 +172,13 @@ def ddpm(
 # --- gradient estimation (Permenter & Yuan 2024) ------------------------------------------------------------
 
 
-def _gradient_estimation(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    extra_args: dict[str, Any] | None,
-    callback: Callback | None,
-    ge_gamma: float,
-    cfg_pp: bool,
-) -> Tensor:
-    extra_args = {} if extra_args is None else extra_args
+@sampler()
+def _gradient_estimation(run: Run, x: Tensor, sigmas: Tensor, *, ge_gamma: float = 2.0, cfg_pp: bool) -> Tensor:
+    """Euler with the gradient-estimation slope; with ``cfg_pp`` along the unconditional noise direction."""
     old_d = None
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        d = to_d(x, sigma, uncond_denoised(model, denoised) if cfg_pp else denoised)
-        report(callback, x, i, sigma, denoised)
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
+        d = to_d(x, sigma, uncond_denoised(run.model, denoised) if cfg_pp else denoised)
         if sigma_next == 0:
             x = denoised  # denoising step
         else:
@@ -275,57 +190,30 @@ def _gradient_estimation(
     return x
 
 
-@torch.no_grad()
-def gradient_estimation(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    ge_gamma: float = 2.0,
-) -> Tensor:
-    """Euler with the gradient-estimation slope d + (gamma - 1)(d - d_prev) (Permenter & Yuan 2024)."""
-    return _gradient_estimation(model, x, sigmas, extra_args, callback, ge_gamma, cfg_pp=False)
-
-
-@torch.no_grad()
-def gradient_estimation_cfg_pp(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    ge_gamma: float = 2.0,
-) -> Tensor:
-    """Gradient estimation with the unconditional noise direction (CFG++)."""
-    return _gradient_estimation(model, x, sigmas, extra_args, callback, ge_gamma, cfg_pp=True)
+gradient_estimation = variant(
+    _gradient_estimation,
+    "gradient_estimation",
+    "Euler with the gradient-estimation slope d + (gamma - 1)(d - d_prev) (Permenter & Yuan 2024).",
+    cfg_pp=False,
+)
+gradient_estimation_cfg_pp = variant(
+    _gradient_estimation,
+    "gradient_estimation_cfg_pp",
+    "Gradient estimation with the unconditional noise direction (CFG++).",
+    cfg_pp=True,
+)
 
 
 # --- DPM-Solver++ CFG++ forms (Lu et al. 2022; Chung et al. 2024) -------------------------------------------
 
 
-@torch.no_grad()
-def dpmpp_2m_cfg_pp(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-) -> Tensor:
+@sampler()
+def dpmpp_2m_cfg_pp(run: Run, x: Tensor, sigmas: Tensor) -> Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022) with the unconditional noise direction (CFG++)."""
-    extra_args = {} if extra_args is None else extra_args
     old_uncond = None
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        uncond = uncond_denoised(model, denoised)
-        report(callback, x, i, sigma, denoised)
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
+        uncond = uncond_denoised(run.model, denoised)
         if sigma_next == 0:
             x = denoised
         else:
@@ -338,30 +226,16 @@ def dpmpp_2m_cfg_pp(
     return x
 
 
-@torch.no_grad()
-def dpmpp_2s_ancestral_cfg_pp(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-) -> Tensor:
+@sampler()
+def dpmpp_2s_ancestral_cfg_pp(run: Run, x: Tensor, sigmas: Tensor, *, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """Ancestral DPM-Solver++(2S) (Lu et al. 2022) with the unconditional noise direction (CFG++), r = 1/2.
 
     As in ComfyUI, the full step's shift ``denoised - uncond`` takes ``uncond`` from the midpoint evaluation.
     """
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        uncond = uncond_denoised(model, denoised)
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
+        uncond = uncond_denoised(run.model, denoised)
         sigma_down, sigma_up = get_ancestral_step(float(sigma), float(sigma_next), eta)
-        report(callback, x, i, sigma, denoised)
         if sigma_down == 0:  # Euler to sigma 0
             x = denoised
         else:  # DPM-Solver++(2S): midpoint s in lambda, x shifted so x - denoised is the uncond noise
@@ -369,39 +243,20 @@ def dpmpp_2s_ancestral_cfg_pp(
             h = t_next - t
             s = t + h / 2
             x_2 = math.exp(t - s) * (x + denoised - uncond) - math.expm1(-h / 2) * denoised
-            denoised_2 = model(x_2, sigma_batch(x, math.exp(-s)), **extra_args)
-            uncond = uncond_denoised(model, denoised_2)  # ComfyUI shifts the full step by the midpoint's uncond
+            denoised_2 = run.denoise(x_2, math.exp(-s))
+            uncond = uncond_denoised(run.model, denoised_2)  # ComfyUI shifts the full step by the midpoint's uncond
             x = math.exp(t - t_next) * (x + denoised - uncond) - math.expm1(-h) * denoised_2
         if sigma_next > 0 and sigma_up > 0 and s_noise > 0:
-            x = x + noise_sampler(sigma, sigma_next) * s_noise * sigma_up
+            x = x + run.noise_sampler(sigma, sigma_next) * s_noise * sigma_up
     return x
 
 
-SAMPLERS: dict[str, Callable[..., Tensor]] = {
-    "euler_cfg_pp": euler_cfg_pp,
-    "euler_ancestral_cfg_pp": euler_ancestral_cfg_pp,
-    "heunpp2": heunpp2,
-    "dpmpp_2s_ancestral_cfg_pp": dpmpp_2s_ancestral_cfg_pp,
-    "dpmpp_2m_cfg_pp": dpmpp_2m_cfg_pp,
-    "ddpm": ddpm,
-    "lcm": lcm,
-    "ipndm": ipndm,
-    "ipndm_v": ipndm_v,
-    "deis": deis,
-    "res_multistep": res_multistep,
-    "res_multistep_cfg_pp": res_multistep_cfg_pp,
-    "res_multistep_ancestral": res_multistep_ancestral,
-    "res_multistep_ancestral_cfg_pp": res_multistep_ancestral_cfg_pp,
-    "gradient_estimation": gradient_estimation,
-    "gradient_estimation_cfg_pp": gradient_estimation_cfg_pp,
-    "er_sde": er_sde,
-    "seeds_2": seeds_2,
-    "seeds_3": seeds_3,
-    "sa_solver": sa_solver,
-    "sa_solver_pece": sa_solver_pece,
-    "uni_pc": uni_pc,
-    "uni_pc_bh2": uni_pc_bh2,
-}
+SAMPLERS: dict[str, Callable[..., Tensor]] = {fn.__name__: fn for fn in (
+    euler_cfg_pp, euler_ancestral_cfg_pp, heunpp2, dpmpp_2s_ancestral_cfg_pp, dpmpp_2m_cfg_pp, ddpm, lcm, ipndm,
+    ipndm_v, deis, res_multistep, res_multistep_cfg_pp, res_multistep_ancestral, res_multistep_ancestral_cfg_pp,
+    gradient_estimation, gradient_estimation_cfg_pp, er_sde, seeds_2, seeds_3, sa_solver, sa_solver_pece, uni_pc,
+    uni_pc_bh2,
+)}  # fmt: skip
 """ComfyUI sampler name -> sdlab function, for ComfyUI's own algorithms (the k-diffusion ones live elsewhere)."""
 
 NOT_IMPLEMENTED: list[str] = []

@@ -6,21 +6,13 @@ sdlab's forms relate to ComfyUI's).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
 from sdlab.samplers.a1111 import unipc_multistep
-from sdlab.samplers.base import (
-    Callback,
-    NoiseSampler,
-    default_noise_sampler,
-    get_ancestral_step,
-    to_d,
-    uncond_denoised,
-)
+from sdlab.samplers.base import Run, get_ancestral_step, to_d, uncond_denoised
 from sdlab.samplers.steps import (
     check_order,
     combine,
@@ -29,7 +21,9 @@ from sdlab.samplers.steps import (
     phi2,
     public_in,
     report,
-    sigma_batch,
+    sampler,
+    transitions,
+    variant,
 )
 
 __all__ = [
@@ -86,23 +80,15 @@ def _ipndm_variable(order: int, t: list[float], i: int) -> list[float]:
     ]
 
 
-def _ipndm_sampler(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    extra_args: dict[str, Any] | None,
-    callback: Callback | None,
-    max_order: int,
-    variable: bool,
-) -> Tensor:
+@public_in("sdlab.samplers.comfy")
+@sampler()
+def _ipndm(run: Run, x: Tensor, sigmas: Tensor, *, max_order: int = 4, variable: bool) -> Tensor:
     """Multistep in sigma on the slopes d = (x - D) / sigma; the last step jumps to D."""
     check_order("ipndm_v" if variable else "ipndm", "max_order", max_order, 1, 4)
-    extra_args = {} if extra_args is None else extra_args
     t = sigmas.tolist()
     slopes: list[Tensor] = []  # newest first
     for i in range(len(sigmas) - 1):
-        denoised = model(x, sigma_batch(x, sigmas[i]), **extra_args)
-        report(callback, x, i, sigmas[i], denoised)
+        denoised = run.predict(x, i, sigmas[i])
         d = to_d(x, sigmas[i], denoised)
         slopes = [d, *slopes][:max_order]
         if t[i + 1] == 0:
@@ -114,36 +100,18 @@ def _ipndm_sampler(
     return x
 
 
-@public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def ipndm(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    max_order: int = 4,
-) -> Tensor:
-    """Improved PNDM (Zhang & Chen 2023): Adams-Bashforth with equal-step weights, warming up from Euler."""
-    return _ipndm_sampler(model, x, sigmas, extra_args, callback, max_order, variable=False)
-
-
-@public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def ipndm_v(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    max_order: int = 4,
-) -> Tensor:
-    """Improved PNDM with weights for variable step sizes (zju-pi/diff-sampler's iPNDM-v)."""
-    return _ipndm_sampler(model, x, sigmas, extra_args, callback, max_order, variable=True)
+ipndm = variant(
+    _ipndm,
+    "ipndm",
+    "Improved PNDM (Zhang & Chen 2023): Adams-Bashforth with equal-step weights, warming up from Euler.",
+    variable=False,
+)
+ipndm_v = variant(
+    _ipndm,
+    "ipndm_v",
+    "Improved PNDM with weights for variable step sizes (zju-pi/diff-sampler's iPNDM-v).",
+    variable=True,
+)
 
 
 def _deis_tab_weights(sigmas: list[float], max_order: int, n: int = 10_000) -> list[list[float]]:
@@ -179,28 +147,16 @@ def _deis_tab_weights(sigmas: list[float], max_order: int, n: int = 10_000) -> l
 
 
 @public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def deis(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    max_order: int = 3,
-    deis_mode: str = "tab",
-) -> Tensor:
+@sampler()
+def deis(run: Run, x: Tensor, sigmas: Tensor, *, max_order: int = 3, deis_mode: str = "tab") -> Tensor:
     """DEIS (Zhang & Chen 2023) in ComfyUI's "tAB" mode: exponential-integrator multistep with quadrature weights."""
     check_order("deis", "max_order", max_order, 1, 4)
     if deis_mode != "tab":
         raise SdlabError("only deis_mode='tab' is available", sampler="deis", deis_mode=deis_mode, hint="pass 'tab'")
-    extra_args = {} if extra_args is None else extra_args
     weights = _deis_tab_weights(sigmas.tolist(), max_order)
     slopes: list[Tensor] = []  # newest first
     for i in range(len(sigmas) - 1):
-        denoised = model(x, sigma_batch(x, sigmas[i]), **extra_args)
-        report(callback, x, i, sigmas[i], denoised)
+        denoised = run.predict(x, i, sigmas[i])
         d = to_d(x, sigmas[i], denoised)
         slopes = [d, *slopes][:max_order]
         if weights[i]:  # noqa: SIM108  (DEIS step with len(weights[i]) slopes)
@@ -213,26 +169,17 @@ def deis(
 # --- RES multistep (Zhang et al. 2023, arXiv:2308.02157) ----------------------------------------------------
 
 
+@public_in("sdlab.samplers.comfy")
+@sampler()
 def _res_multistep(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    extra_args: dict[str, Any] | None,
-    callback: Callback | None,
-    noise_sampler: NoiseSampler | None,
-    eta: float,
-    s_noise: float,
-    cfg_pp: bool,
+    run: Run, x: Tensor, sigmas: Tensor, *, eta: float = 1.0, s_noise: float = 1.0, cfg_pp: bool
 ) -> Tensor:
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
+    """RES multistep down to sigma_down, then fresh noise sigma_up; with ``cfg_pp`` on the uncond prediction."""
     old_denoised, old_sigma_down = None, 0.0
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        uncond = uncond_denoised(model, denoised) if cfg_pp else denoised
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
+        uncond = uncond_denoised(run.model, denoised) if cfg_pp else denoised
         sigma_down, sigma_up = get_ancestral_step(float(sigma), float(sigma_next), eta)
-        report(callback, x, i, sigma, denoised)
         if sigma_down == 0 or old_denoised is None:  # Euler (CFG++: noise direction from uncond)
             if cfg_pp:
                 x = denoised + to_d(x, sigma, uncond) * sigma_down
@@ -250,99 +197,50 @@ def _res_multistep(
                 x = x + (denoised - uncond)
             x = math.exp(-h) * x + h * (b1 * uncond + b2 * old_denoised)
         if sigma_next > 0 and sigma_up > 0 and s_noise > 0:
-            x = x + noise_sampler(sigma, sigma_next) * s_noise * sigma_up
+            x = x + run.noise_sampler(sigma, sigma_next) * s_noise * sigma_up
         old_denoised, old_sigma_down = uncond, sigma_down
     return x
 
 
-@public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def res_multistep(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    s_noise: float = 1.0,
-) -> Tensor:
-    """RES second-order multistep (Zhang et al. 2023, arXiv:2308.02157): exponential integrator, 1 NFE a step."""
-    return _res_multistep(model, x, sigmas, extra_args, callback, noise_sampler, 0.0, s_noise, cfg_pp=False)
-
-
-@public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def res_multistep_cfg_pp(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    s_noise: float = 1.0,
-) -> Tensor:
-    """RES multistep on the unconditional prediction (CFG++, Chung et al. 2024)."""
-    return _res_multistep(model, x, sigmas, extra_args, callback, noise_sampler, 0.0, s_noise, cfg_pp=True)
-
-
-@public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def res_multistep_ancestral(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-) -> Tensor:
-    """RES multistep down to sigma_down, then fresh noise up to the next sigma (ancestral steps)."""
-    return _res_multistep(model, x, sigmas, extra_args, callback, noise_sampler, eta, s_noise, cfg_pp=False)
-
-
-@public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def res_multistep_ancestral_cfg_pp(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-) -> Tensor:
-    """Ancestral RES multistep on the unconditional prediction (CFG++)."""
-    return _res_multistep(model, x, sigmas, extra_args, callback, noise_sampler, eta, s_noise, cfg_pp=True)
+res_multistep = variant(
+    _res_multistep,
+    "res_multistep",
+    "RES second-order multistep (Zhang et al. 2023, arXiv:2308.02157): exponential integrator, 1 NFE a step.",
+    eta=0.0,
+    cfg_pp=False,
+)
+res_multistep_cfg_pp = variant(
+    _res_multistep,
+    "res_multistep_cfg_pp",
+    "RES multistep on the unconditional prediction (CFG++, Chung et al. 2024).",
+    eta=0.0,
+    cfg_pp=True,
+)
+res_multistep_ancestral = variant(
+    _res_multistep,
+    "res_multistep_ancestral",
+    "RES multistep down to sigma_down, then fresh noise up to the next sigma (ancestral steps).",
+    cfg_pp=False,
+)
+res_multistep_ancestral_cfg_pp = variant(
+    _res_multistep,
+    "res_multistep_ancestral_cfg_pp",
+    "Ancestral RES multistep on the unconditional prediction (CFG++).",
+    cfg_pp=True,
+)
 
 
 # --- DPM-Solver++(3M) ODE -----------------------------------------------------------------------------------
 
 
 @public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def dpmpp_3m(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-) -> Tensor:
+@sampler()
+def dpmpp_3m(run: Run, x: Tensor, sigmas: Tensor) -> Tensor:
     """DPM-Solver++(3M) (Lu et al. 2022), the ODE form of DPM++ 3M SDE (its eta 0); not a ComfyUI name."""
-    extra_args = {} if extra_args is None else extra_args
     denoised_1 = denoised_2 = None
     h = h_1 = h_2 = None
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        report(callback, x, i, sigma, denoised)
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
         if sigma_next == 0:
             x = denoised  # denoising step
         else:
@@ -369,17 +267,8 @@ UNI_PC_FINAL_SIGMA = 0.001
 
 
 @public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def uni_pc(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    variant: str = "bh1",
-) -> Tensor:
+@sampler()
+def uni_pc(run: Run, x: Tensor, sigmas: Tensor, *, variant: str = "bh1") -> Tensor:
     """UniPC (Zhao et al. 2023) as ComfyUI's ``uni_pc`` runs it: multistep, data prediction, on the given sigmas.
 
     ComfyUI's UniPC works on any k-diffusion denoiser: it reads each sigma as a VP marginal with
@@ -393,7 +282,6 @@ def uni_pc(
     """
     if variant not in ("bh1", "bh2"):
         raise SdlabError("unknown UniPC variant for ComfyUI's uni_pc", variant=variant, hint="use 'bh1' or 'bh2'")
-    extra_args = {} if extra_args is None else extra_args
     n = len(sigmas) - 1
     grid = sigmas.detach().to("cpu", torch.float64).tolist()
     if grid[-1] == 0:
@@ -407,10 +295,10 @@ def uni_pc(
         )
 
     def data_prediction(x_hat: Tensor, i: int) -> Tensor:
-        return model(x_hat, sigma_batch(x_hat, sigmas[i]), **extra_args)
+        return run.denoise(x_hat, sigmas[i])
 
     def report_step(x_hat: Tensor, i: int, denoised: Tensor) -> None:
-        report(callback, x_hat, i, sigmas[i], denoised)
+        report(run.callback, x_hat, i, sigmas[i], denoised)
 
     if n == 1:  # order min(3, 0) = 0: ComfyUI evaluates the model once and takes no step
         report_step(x, 0, data_prediction(x, 0))
@@ -421,16 +309,9 @@ def uni_pc(
     )
 
 
-@public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def uni_pc_bh2(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-) -> Tensor:
-    """ComfyUI's ``uni_pc_bh2``: :func:`uni_pc` with the B(h) = e^h - 1 variant (bh2)."""
-    return uni_pc(model, x, sigmas, extra_args=extra_args, callback=callback, variant="bh2")
+uni_pc_bh2 = variant(
+    uni_pc,
+    "uni_pc_bh2",
+    "ComfyUI's ``uni_pc_bh2``: :func:`uni_pc` with the B(h) = e^h - 1 variant (bh2).",
+    variant="bh2",
+)

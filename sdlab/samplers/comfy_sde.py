@@ -12,19 +12,8 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
-from sdlab.samplers.base import (
-    Callback,
-    NoiseSampler,
-    default_noise_sampler,
-)
-from sdlab.samplers.steps import (
-    check_order,
-    combine,
-    half_log_snr,
-    public_in,
-    report,
-    sigma_batch,
-)
+from sdlab.samplers.base import Run
+from sdlab.samplers.steps import check_order, combine, half_log_snr, public_in, sampler, transitions, variant
 
 __all__ = [
     "er_sde",
@@ -47,15 +36,12 @@ def er_sde_noise_scaler(lam: Tensor) -> Tensor:
 
 
 @public_in("sdlab.samplers.comfy")
-@torch.no_grad()
+@sampler()
 def er_sde(
-    model: Any,
+    run: Run,
     x: Tensor,
     sigmas: Tensor,
     *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
     s_noise: float = 1.0,
     noise_scaler: Callable[[Tensor], Tensor] | None = None,
     max_stage: int = 3,
@@ -66,15 +52,12 @@ def er_sde(
     ``lam ** (eta + 1)`` the reverse-time SDE.
     """
     check_order("er_sde", "max_stage", max_stage, 1, 3)
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     scale = er_sde_noise_scaler if noise_scaler is None else noise_scaler
     lams = sigmas.to(torch.float64)  # VE: lambda_t = sigma_t / alpha_t = sigma_t
     k = torch.arange(200, dtype=torch.float64)  # quadrature points per step
     old_denoised, old_d1 = None, None
     for i in range(len(sigmas) - 1):
-        denoised = model(x, sigma_batch(x, sigmas[i]), **extra_args)
-        report(callback, x, i, sigmas[i], denoised)
+        denoised = run.predict(x, i, sigmas[i])
         if sigmas[i + 1] == 0:
             x = denoised
         else:
@@ -94,7 +77,7 @@ def er_sde(
                 old_d1 = d1
             std = float((lam_t**2 - lam_s**2 * r**2).sqrt().nan_to_num(nan=0.0))
             if s_noise > 0 and std > 0:
-                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * std
+                x = x + run.noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * std
         old_denoised = denoised
     return x
 
@@ -113,27 +96,12 @@ def _ei_phi2(h: float) -> float:
 
 
 @public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def seeds_2(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-    r: float = 0.5,
-) -> Tensor:
+@sampler()
+def seeds_2(run: Run, x: Tensor, sigmas: Tensor, *, eta: float = 1.0, s_noise: float = 1.0, r: float = 0.5) -> Tensor:
     """SEEDS-2 (Gonzalez et al. 2023): two-stage stochastic exponential solver, data prediction; eta 0 = ODE."""
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     inject_noise = eta > 0 and s_noise > 0
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        report(callback, x, i, sigma, denoised)
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
         if sigma_next == 0:
             x = denoised
             continue
@@ -144,15 +112,15 @@ def seeds_2(
         # stage 1: exponential Euler to lambda_s + r h
         x_2 = sigma_1 / float(sigma) * math.exp(-r * h * eta) * x - _ei_phi1(-r * h_eta) * denoised
         if inject_noise:
-            z = math.sqrt(-math.expm1(-2 * r * h * eta)) * noise_sampler(sigma, sigmas.new_tensor(sigma_1))
+            z = math.sqrt(-math.expm1(-2 * r * h * eta)) * run.noise_sampler(sigma, sigmas.new_tensor(sigma_1))
             x_2 = x_2 + z * sigma_1 * s_noise
-        denoised_2 = model(x_2, sigma_batch(x, sigma_1), **extra_args)
+        denoised_2 = run.denoise(x_2, sigma_1)
         # stage 2: full step with D extrapolated through both evaluations
         denoised_d = torch.lerp(denoised, denoised_2, 1 / (2 * r))
         x = float(sigma_next / sigma) * math.exp(-h * eta) * x - _ei_phi1(-h_eta) * denoised_d
         if inject_noise:  # carry the stage-1 noise along, add the remainder of the segment
             seg = (r - 1) * h * eta
-            z = z * math.exp(seg) + math.sqrt(-math.expm1(2 * seg)) * noise_sampler(
+            z = z * math.exp(seg) + math.sqrt(-math.expm1(2 * seg)) * run.noise_sampler(
                 sigmas.new_tensor(sigma_1), sigma_next
             )
             x = x + z * sigma_next * s_noise
@@ -160,28 +128,21 @@ def seeds_2(
 
 
 @public_in("sdlab.samplers.comfy")
-@torch.no_grad()
+@sampler()
 def seeds_3(
-    model: Any,
+    run: Run,
     x: Tensor,
     sigmas: Tensor,
     *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
     eta: float = 1.0,
     s_noise: float = 1.0,
     r_1: float = 1.0 / 3,
     r_2: float = 2.0 / 3,
 ) -> Tensor:
     """SEEDS-3 (Gonzalez et al. 2023): three-stage stochastic exponential solver, data prediction; eta 0 = ODE."""
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     inject_noise = eta > 0 and s_noise > 0
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma_batch(x, sigma), **extra_args)
-        report(callback, x, i, sigma, denoised)
+    for i, sigma, sigma_next in transitions(sigmas):
+        denoised = run.predict(x, i, sigma)
         if sigma_next == 0:
             x = denoised
             continue
@@ -193,25 +154,25 @@ def seeds_3(
         # stage 1
         x_2 = sigma_1 / float(sigma) * math.exp(-r_1 * h * eta) * x - _ei_phi1(-r_1 * h_eta) * denoised
         if inject_noise:
-            z = math.sqrt(-math.expm1(-2 * r_1 * h * eta)) * noise_sampler(sigma, s_1)
+            z = math.sqrt(-math.expm1(-2 * r_1 * h * eta)) * run.noise_sampler(sigma, s_1)
             x_2 = x_2 + z * sigma_1 * s_noise
-        denoised_2 = model(x_2, sigma_batch(x, sigma_1), **extra_args)
+        denoised_2 = run.denoise(x_2, sigma_1)
         # stage 2
         a_2 = r_2 / r_1 * _ei_phi2(-r_2 * h_eta)
         a_1 = _ei_phi1(-r_2 * h_eta) - a_2
         x_3 = sigma_2 / float(sigma) * math.exp(-r_2 * h * eta) * x - (a_1 * denoised + a_2 * denoised_2)
         if inject_noise:
             seg = (r_1 - r_2) * h * eta
-            z = z * math.exp(seg) + math.sqrt(-math.expm1(2 * seg)) * noise_sampler(s_1, s_2)
+            z = z * math.exp(seg) + math.sqrt(-math.expm1(2 * seg)) * run.noise_sampler(s_1, s_2)
             x_3 = x_3 + z * sigma_2 * s_noise
-        denoised_3 = model(x_3, sigma_batch(x, sigma_2), **extra_args)
+        denoised_3 = run.denoise(x_3, sigma_2)
         # stage 3
         b_3 = _ei_phi2(-h_eta) / r_2
         b_1 = _ei_phi1(-h_eta) - b_3
         x = float(sigma_next / sigma) * math.exp(-h * eta) * x - (b_1 * denoised + b_3 * denoised_3)
         if inject_noise:
             seg = (r_2 - 1) * h * eta
-            z = z * math.exp(seg) + math.sqrt(-math.expm1(2 * seg)) * noise_sampler(s_2, sigma_next)
+            z = z * math.exp(seg) + math.sqrt(-math.expm1(2 * seg)) * run.noise_sampler(s_2, sigma_next)
             x = x + z * sigma_next * s_noise
     return x
 
@@ -272,15 +233,12 @@ def _sa_solver_weights(
 
 
 @public_in("sdlab.samplers.comfy")
-@torch.no_grad()
+@sampler()
 def sa_solver(
-    model: Any,
+    run: Run,
     x: Tensor,
     sigmas: Tensor,
     *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
     tau_func: Callable[[float], float] | None = None,
     s_noise: float = 1.0,
     predictor_order: int = 3,
@@ -297,10 +255,8 @@ def sa_solver(
     check_order("sa_solver", "corrector_order", corrector_order, 0, 6)
     if len(sigmas) <= 1:
         return x
-    extra_args = {} if extra_args is None else extra_args
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     if tau_func is None:
-        tau_func = sa_solver_tau_interval(_percent_to_sigma(model, 0.2), _percent_to_sigma(model, 0.8))
+        tau_func = sa_solver_tau_interval(_percent_to_sigma(run.model, 0.2), _percent_to_sigma(run.model, 0.8))
     sigma_f = sigmas.tolist()
     lams = [half_log_snr(s) if s > 0 else math.inf for s in sigma_f]
     lower_order_to_end = sigma_f[-1] == 0  # lower the orders near the end for stability
@@ -308,8 +264,7 @@ def sa_solver(
     x_pred, h, tau, noise = x, 0.0, 0.0, None
     history: list[Tensor] = []  # D at the previous sigmas, oldest first
     for i in range(n):
-        denoised = model(x_pred, sigma_batch(x, sigmas[i]), **extra_args)  # evaluate
-        report(callback, x_pred, i, sigmas[i], denoised)
+        denoised = run.predict(x_pred, i, sigmas[i])  # evaluate
         history = [*history, denoised][-max(predictor_order, corrector_order) :]
         p_order = min(predictor_order, len(history))
         c_order = 0 if i == 0 or (sigma_f[i + 1] == 0 and not use_pece) else min(corrector_order, len(history))
@@ -327,7 +282,7 @@ def sa_solver(
             if noise is not None:
                 x = x + noise  # the same noise as the predictor step
             if use_pece:  # evaluate the corrected state (PECE)
-                denoised = model(x, sigma_batch(x, sigmas[i]), **extra_args)
+                denoised = run.denoise(x, sigmas[i])
                 history[-1] = denoised
 
         # predictor
@@ -343,30 +298,14 @@ def sa_solver(
         noise = None
         if tau > 0 and s_noise > 0:
             std = sigma_f[i + 1] * math.sqrt(-math.expm1(-2 * tau**2 * h)) * s_noise
-            noise = noise_sampler(sigmas[i], sigmas[i + 1]) * std
+            noise = run.noise_sampler(sigmas[i], sigmas[i + 1]) * std
             x_pred = x_pred + noise
     return x
 
 
-@public_in("sdlab.samplers.comfy")
-@torch.no_grad()
-def sa_solver_pece(
-    model: Any,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    tau_func: Callable[[float], float] | None = None,
-    s_noise: float = 1.0,
-    predictor_order: int = 3,
-    corrector_order: int = 4,
-    simple_order_2: bool = False,
-) -> Tensor:
-    """SA-Solver in PECE mode (predict, evaluate, correct, evaluate): 2 NFE a step."""
-    return sa_solver(
-        model, x, sigmas, extra_args=extra_args, callback=callback, noise_sampler=noise_sampler, tau_func=tau_func,
-        s_noise=s_noise, predictor_order=predictor_order, corrector_order=corrector_order, use_pece=True,
-        simple_order_2=simple_order_2,
-    )  # fmt: skip
+sa_solver_pece = variant(
+    sa_solver,
+    "sa_solver_pece",
+    "SA-Solver in PECE mode (predict, evaluate, correct, evaluate): 2 NFE a step.",
+    use_pece=True,
+)

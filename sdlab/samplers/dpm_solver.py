@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
-from sdlab.samplers.base import (
-    Callback,
-    Denoiser,
-    NoiseSampler,
-    default_noise_sampler,
-)
-from sdlab.samplers.steps import (
-    check_steps,
-    log_snr_time,
-    public_in,
-    sigma_at_time,
-)
+from sdlab.samplers.base import Run
+from sdlab.samplers.steps import check_steps, log_snr_time, public_in, sampler, sigma_at_time
 
 __all__ = ["dpm_fast", "dpm_adaptive"]
 
@@ -80,15 +70,16 @@ def _endpoint(sigma: float | Tensor) -> Tensor:
     return torch.tensor(float(sigma))
 
 
+@dataclass(frozen=True)
+class Span:
+    """Where DPM-Solver integrates, from ``sigma_max`` down to ``sigma_min`` (k-diffusion's first options)."""
+
+    sigma_min: float | None = None  # None: the smallest positive sigma of the schedule
+    sigma_max: float | None = None  # None: sigmas[0]; A1111 passes the model's own range
+
+
 def _dpm_solver_setup(
-    name: str,
-    model: Denoiser,
-    x: Tensor,
-    sigmas: Tensor,
-    extra_args: dict[str, Any] | None,
-    sigma_min: float | Tensor | None,
-    sigma_max: float | Tensor | None,
-    eta: float,
+    name: str, run: Run, x: Tensor, sigmas: Tensor, span: Span, eta: float
 ) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
     """Endpoints t_start, t_end (log-SNR) and the noise-prediction eps(x, t) that DPM-Solver integrates.
 
@@ -97,8 +88,8 @@ def _dpm_solver_setup(
     as ``sigma_min`` / ``sigma_max`` (A1111 passes the model's range as floats) gives torch's default dtype.
     """
     check_steps(name, x, sigmas)
-    sig_max = _endpoint(sigmas[0] if sigma_max is None else sigma_max)
-    sig_min = _endpoint(sigmas[sigmas > 0].min() if sigma_min is None else sigma_min)
+    sig_max = _endpoint(sigmas[0] if span.sigma_max is None else span.sigma_max)
+    sig_min = _endpoint(sigmas[sigmas > 0].min() if span.sigma_min is None else span.sigma_min)
     lo, hi = float(sig_min), float(sig_max)  # for the messages
     if not (lo > 0 and hi > 0):
         raise SdlabError("DPM-Solver needs sigma_min and sigma_max > 0", sampler=name, sigma_min=lo, sigma_max=hi)
@@ -114,11 +105,9 @@ def _dpm_solver_setup(
         )
     if eta and not t_end > t_start:
         raise SdlabError("eta must be 0 when sampling from low to high noise", sampler=name, eta=eta)
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
 
     def eps_at(x: Tensor, t: Tensor) -> Tensor:
-        return (x - model(x, sigma_at_time(t) * s_in, **extra_args)) / sigma_at_time(t)
+        return (x - run.denoise(x, sigma_at_time(t))) / sigma_at_time(t)
 
     return t_start, t_end, eps_at
 
@@ -140,20 +129,9 @@ def _ancestral_target(t: Tensor, t_next: Tensor, t_end: Tensor, eta: float) -> t
 
 
 @public_in("sdlab.samplers.kdiffusion")
-@torch.no_grad()
+@sampler(group=Span)
 def dpm_fast(
-    model: Denoiser,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
-    eta: float = 0.0,
-    s_noise: float = 1.0,
-    sigma_min: float | None = None,
-    sigma_max: float | None = None,
-    n: int | None = None,
+    run: Run, x: Tensor, sigmas: Tensor, span: Span, *, eta: float = 0.0, s_noise: float = 1.0, n: int | None = None
 ) -> Tensor:
     """DPM-Solver-fast: n evaluations as uniform log-SNR steps of order 3, 3, ..., then 2/1 (Lu et al. 2022).
 
@@ -161,11 +139,10 @@ def dpm_fast(
     sigma) with ``n`` model evaluations (default ``len(sigmas) - 1``) and returns x at ``sigma_min``: the
     other sigmas are not used.
     """
-    t_start, t_end, eps_at = _dpm_solver_setup("dpm_fast", model, x, sigmas, extra_args, sigma_min, sigma_max, eta)
+    t_start, t_end, eps_at = _dpm_solver_setup("dpm_fast", run, x, sigmas, span, eta)
     n = len(sigmas) - 1 if n is None else n
     if n < 1:
         raise SdlabError("dpm_fast needs n >= 1 model evaluations", n=n)
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     m = n // 3 + 1
     ts = torch.linspace(t_start, t_end, m + 1, device=x.device)
     orders = [3] * (m - 2) + [2, 1] if n % 3 == 0 else [3] * (m - 1) + [n % 3]
@@ -174,16 +151,16 @@ def dpm_fast(
         t_down, sigma_up = _ancestral_target(t, t_next, t_end, eta)
         eps = eps_at(x, t)
         denoised = x - sigma_at_time(t) * eps
-        if callback is not None:
+        if run.callback is not None:
             info = {"x": x, "i": i, "t": t, "t_up": t, "denoised": denoised}
-            callback({"sigma": sigma_at_time(t), "sigma_hat": sigma_at_time(t), **info})
+            run.callback({"sigma": sigma_at_time(t), "sigma_hat": sigma_at_time(t), **info})
         if order == 1:
             x = _dpm_solver_1(x, t, t_down, eps)
         elif order == 2:
             x, _ = _dpm_solver_2(eps_at, x, t, t_down, eps)
         else:
             x = _dpm_solver_3(eps_at, x, t, t_down, eps)
-        x = x + sigma_up * s_noise * noise_sampler(sigma_at_time(t), sigma_at_time(t_next))
+        x = x + sigma_up * s_noise * run.noise_sampler(sigma_at_time(t), sigma_at_time(t_next))
     return x
 
 
@@ -216,15 +193,13 @@ class _PIDStepSize:
 
 
 @public_in("sdlab.samplers.kdiffusion")
-@torch.no_grad()
+@sampler(group=Span)
 def dpm_adaptive(
-    model: Denoiser,
+    run: Run,
     x: Tensor,
     sigmas: Tensor,
+    span: Span,
     *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback | None = None,
-    noise_sampler: NoiseSampler | None = None,
     order: int = 3,
     rtol: float = 0.05,
     atol: float = 0.0078,
@@ -235,8 +210,6 @@ def dpm_adaptive(
     accept_safety: float = 0.81,
     eta: float = 0.0,
     s_noise: float = 1.0,
-    sigma_min: float | None = None,
-    sigma_max: float | None = None,
     return_info: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, int]]:
     """DPM-Solver-12/23: embedded pairs with a PID-controlled adaptive step size (Lu et al. 2022).
@@ -247,10 +220,9 @@ def dpm_adaptive(
     running counts ``steps``, ``nfe``, ``n_accept``, ``n_reject``. The error norm spans the whole batch, so
     all items take the same steps and an item's result depends on its batch.
     """
-    t_start, t_end, eps_at = _dpm_solver_setup("dpm_adaptive", model, x, sigmas, extra_args, sigma_min, sigma_max, eta)
+    t_start, t_end, eps_at = _dpm_solver_setup("dpm_adaptive", run, x, sigmas, span, eta)
     if order not in (2, 3):
         raise SdlabError("dpm_adaptive order must be 2 or 3", order=order)
-    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     forward = bool(t_end > t_start)
     h_init = abs(h_init) * (1 if forward else -1)
     atol_t, rtol_t = torch.tensor(atol), torch.tensor(rtol)
@@ -273,14 +245,14 @@ def dpm_adaptive(
         error = torch.linalg.norm((x_low - x_high) / delta) / x.numel() ** 0.5
         if pid.propose(float(error)):
             x_prev = x_low
-            x = x_high + sigma_up * s_noise * noise_sampler(sigma_at_time(s), sigma_at_time(t))
+            x = x_high + sigma_up * s_noise * run.noise_sampler(sigma_at_time(s), sigma_at_time(t))
             s = t
             info["n_accept"] += 1
         else:
             info["n_reject"] += 1
         info["nfe"] += order
         info["steps"] += 1
-        if callback is not None:
+        if run.callback is not None:
             step = {"x": x, "i": info["steps"] - 1, "t": s, "t_up": s, "denoised": denoised, "error": error}
-            callback({"sigma": sigma_at_time(s), "sigma_hat": sigma_at_time(s), **step, "h": pid.h, **info})
+            run.callback({"sigma": sigma_at_time(s), "sigma_hat": sigma_at_time(s), **step, "h": pid.h, **info})
     return (x, info) if return_info else x

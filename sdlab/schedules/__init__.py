@@ -44,36 +44,15 @@ pointing at :func:`sdlab.get_sigmas` (:func:`sdlab.samplers.sigmas.get_sigmas`),
 plus ``sampler`` ("Automatic" -> the sampler's schedule or A1111's own timesteps, its discard flag).
 """
 
+from sdlab.schedules import formulas
 from sdlab.schedules.compute import check_schedule_options, get_sigmas
-from sdlab.schedules.formulas import (
-    AYS_A1111,
-    AYS_COMFY,
-    align_your_steps_a1111,
-    align_your_steps_comfy,
-    beta_a1111,
-    beta_comfy,
-    ddim_uniform,
-    exponential,
-    karras,
-    kl_optimal_a1111,
-    kl_optimal_comfy,
-    laplace,
-    linear_quadratic,
-    normal,
-    polyexponential,
-    sgm_uniform,
-    simple,
-    uniform,
-    vp,
-)
+from sdlab.schedules.formulas import *  # noqa: F403  (the schedule functions and AYS tables: formulas.__all__)
 from sdlab.schedules.options import RHO_MAX, RHO_MIN, SCHEDULE_OPTION_DOMAINS
 from sdlab.schedules.registry import MAX_STEPS, ScheduleInfo, list_schedules, resolve_schedule
 from sdlab.schedules.table import sd_training_sigmas, sigma_to_t, t_to_sigma
 
 __all__ = [
     "ScheduleInfo",
-    "AYS_A1111",
-    "AYS_COMFY",
     "RHO_MIN",
     "RHO_MAX",
     "get_sigmas",
@@ -85,23 +64,7 @@ __all__ = [
     "sd_training_sigmas",
     "sigma_to_t",
     "t_to_sigma",
-    "uniform",
-    "karras",
-    "exponential",
-    "polyexponential",
-    "sgm_uniform",
-    "normal",
-    "simple",
-    "ddim_uniform",
-    "kl_optimal_a1111",
-    "kl_optimal_comfy",
-    "beta_a1111",
-    "beta_comfy",
-    "align_your_steps_a1111",
-    "align_your_steps_comfy",
-    "linear_quadratic",
-    "laplace",
-    "vp",
+    *formulas.__all__,  # AYS_A1111, AYS_COMFY and the schedule functions
 ]
 
 _resolve = resolve_schedule  # the old private name, still read by sdlab.spec until it imports resolve_schedule

@@ -82,166 +82,62 @@ def _unresolved_automatic() -> Tensor:
     raise AssertionError("get_sigmas resolves 'automatic' before dispatch")
 
 
+# fmt: off
 _ENTRIES: list[tuple[ScheduleInfo, Callable[[ScheduleSetting], Tensor]]] = [
-    (
-        ScheduleInfo(
-            "automatic",
-            ("automatic", "Automatic"),
-            "A1111",
-            ends_in_zero=True,
-            description="the sampler's default schedule (formulas.karras, exponential or uniform); needs sampler=",
-        ),
-        lambda s: _unresolved_automatic(),
-    ),
-    (
-        _info("uniform", ("Uniform",), "A1111", formulas.uniform, ends_in_zero=True),
-        lambda s: formulas.uniform(s.n, needs_table(s)),
-    ),
-    (
-        _info(
-            "karras", ("Karras", "KarrasScheduler"), "both", formulas.karras, ends_in_zero=True, uses_sigma_range=True
-        ),
-        lambda s: formulas.karras(s.n, s.sigma_min, s.sigma_max, s.rho or 7.0),
-    ),
-    (
-        _info(
-            "exponential",
-            ("Exponential", "ExponentialScheduler"),
-            "both",
-            formulas.exponential,
-            ends_in_zero=True,
-            uses_sigma_range=True,
-        ),
-        lambda s: formulas.exponential(s.n, s.sigma_min, s.sigma_max),
-    ),
-    (
-        _info(
-            "polyexponential",
-            ("Polyexponential", "PolyexponentialScheduler"),
-            "both",
-            formulas.polyexponential,
-            ends_in_zero=True,
-            uses_sigma_range=True,
-        ),
-        lambda s: formulas.polyexponential(s.n, s.sigma_min, s.sigma_max, s.rho or 1.0),
-    ),
-    (
-        _info(
-            "sgm_uniform",
-            ("SGM Uniform", "SGMUniform"),
-            "both",
-            formulas.sgm_uniform,
-            ends_in_zero=True,
-            uses_sigma_range=True,
-        ),
-        lambda s: formulas.sgm_uniform(s.n, needs_table(s), s.sigma_min, s.sigma_max),
-    ),
-    (
-        _info(
-            "kl_optimal_a1111",
-            ("KL Optimal",),
-            "A1111",
-            formulas.kl_optimal_a1111,
-            ends_in_zero=False,
-            uses_sigma_range=True,
-        ),
-        lambda s: formulas.kl_optimal_a1111(s.n, s.sigma_min, s.sigma_max),
-    ),
-    (
-        _info(
-            "kl_optimal_comfy",
-            ("kl_optimal",),
-            "ComfyUI",
-            formulas.kl_optimal_comfy,
-            ends_in_zero=True,
-            uses_sigma_range=True,
-        ),
-        lambda s: formulas.kl_optimal_comfy(s.n, s.sigma_min, s.sigma_max),
-    ),
-    (
-        _info(
-            "align_your_steps_a1111",
-            ("Align Your Steps", "align_your_steps"),
-            "A1111",
-            formulas.align_your_steps_a1111,
-            ends_in_zero=True,
-            options=("ays_model",),
-        ),
-        lambda s: formulas.align_your_steps_a1111(s.n, s.ays_model),
-    ),
-    (
-        _info(
-            "align_your_steps_comfy",
-            ("AlignYourStepsScheduler",),
-            "ComfyUI",
-            formulas.align_your_steps_comfy,
-            ends_in_zero=True,
-            options=("ays_model",),
-        ),
-        lambda s: formulas.align_your_steps_comfy(s.n, s.ays_model),
-    ),
-    (
-        _info("simple", ("Simple",), "both", formulas.simple, ends_in_zero=True),
-        lambda s: formulas.simple(s.n, needs_table(s)),
-    ),
-    (
-        _info("normal", ("Normal",), "both", formulas.normal, ends_in_zero=True, uses_sigma_range=True),
-        lambda s: formulas.normal(s.n, needs_table(s), s.sigma_min, s.sigma_max),
-    ),
-    (
-        _info("ddim_uniform", ("DDIM", "ddim"), "both", formulas.ddim_uniform, ends_in_zero=True),
-        lambda s: formulas.ddim_uniform(s.n, needs_table(s)),
-    ),
-    (
-        _info("beta_a1111", ("Beta",), "A1111", formulas.beta_a1111, ends_in_zero=True, uses_sigma_range=True),
-        lambda s: formulas.beta_a1111(s.n, s.sigma_min, s.sigma_max, s.beta_alpha, s.beta_beta),
-    ),
-    (
-        _info("beta_comfy", ("beta", "BetaSamplingScheduler"), "ComfyUI", formulas.beta_comfy, ends_in_zero=True),
-        lambda s: formulas.beta_comfy(s.n, needs_table(s), s.beta_alpha, s.beta_beta),
-    ),
-    (
-        _info(
-            "linear_quadratic",
-            (),
-            "ComfyUI",
-            formulas.linear_quadratic,
-            ends_in_zero=True,
-            uses_sigma_range=True,
-            options=("threshold_noise", "linear_steps"),
-        ),
-        lambda s: formulas.linear_quadratic(
-            s.n, s.sigma_max, s.options.get("threshold_noise", 0.025), s.options.get("linear_steps")
-        ),
-    ),
-    (
-        _info(
-            "laplace",
-            ("LaplaceScheduler",),
-            "ComfyUI",
-            formulas.laplace,
-            ends_in_zero=False,
-            uses_sigma_range=True,
-            options=("laplace_mu", "laplace_beta"),
-        ),
-        lambda s: formulas.laplace(
-            s.n, s.sigma_min, s.sigma_max, s.options.get("laplace_mu", 0.0), s.options.get("laplace_beta", 0.5)
-        ),
-    ),
-    (
-        _info(
-            "vp",
-            ("VPScheduler",),
-            "k-diffusion",
-            formulas.vp,
-            ends_in_zero=True,
-            options=("beta_d", "beta_min", "eps_s"),
-        ),
-        lambda s: formulas.vp(
-            s.n, s.options.get("beta_d", 19.9), s.options.get("beta_min", 0.1), s.options.get("eps_s", 1e-3)
-        ),
-    ),
+    # (the info: canonical name, labels, source, formula, options), then the call that computes it
+    (ScheduleInfo("automatic", ("automatic", "Automatic"), "A1111", ends_in_zero=True,
+                  description="the sampler's default schedule (formulas.karras, exponential or uniform); "
+                  "needs sampler="),
+     lambda s: _unresolved_automatic()),
+    (_info("uniform", ("Uniform",), "A1111", formulas.uniform, ends_in_zero=True),
+     lambda s: formulas.uniform(s.n, needs_table(s))),
+    (_info("karras", ("Karras", "KarrasScheduler"), "both", formulas.karras, ends_in_zero=True, uses_sigma_range=True),
+     lambda s: formulas.karras(s.n, s.sigma_min, s.sigma_max, s.rho or 7.0)),
+    (_info("exponential", ("Exponential", "ExponentialScheduler"), "both", formulas.exponential, ends_in_zero=True,
+           uses_sigma_range=True),
+     lambda s: formulas.exponential(s.n, s.sigma_min, s.sigma_max)),
+    (_info("polyexponential", ("Polyexponential", "PolyexponentialScheduler"), "both", formulas.polyexponential,
+           ends_in_zero=True, uses_sigma_range=True),
+     lambda s: formulas.polyexponential(s.n, s.sigma_min, s.sigma_max, s.rho or 1.0)),
+    (_info("sgm_uniform", ("SGM Uniform", "SGMUniform"), "both", formulas.sgm_uniform, ends_in_zero=True,
+           uses_sigma_range=True),
+     lambda s: formulas.sgm_uniform(s.n, needs_table(s), s.sigma_min, s.sigma_max)),
+    (_info("kl_optimal_a1111", ("KL Optimal",), "A1111", formulas.kl_optimal_a1111, ends_in_zero=False,
+           uses_sigma_range=True),
+     lambda s: formulas.kl_optimal_a1111(s.n, s.sigma_min, s.sigma_max)),
+    (_info("kl_optimal_comfy", ("kl_optimal",), "ComfyUI", formulas.kl_optimal_comfy, ends_in_zero=True,
+           uses_sigma_range=True),
+     lambda s: formulas.kl_optimal_comfy(s.n, s.sigma_min, s.sigma_max)),
+    (_info("align_your_steps_a1111", ("Align Your Steps", "align_your_steps"), "A1111", formulas.align_your_steps_a1111,
+           ends_in_zero=True, options=("ays_model",)),
+     lambda s: formulas.align_your_steps_a1111(s.n, s.ays_model)),
+    (_info("align_your_steps_comfy", ("AlignYourStepsScheduler",), "ComfyUI", formulas.align_your_steps_comfy,
+           ends_in_zero=True, options=("ays_model",)),
+     lambda s: formulas.align_your_steps_comfy(s.n, s.ays_model)),
+    (_info("simple", ("Simple",), "both", formulas.simple, ends_in_zero=True),
+     lambda s: formulas.simple(s.n, needs_table(s))),
+    (_info("normal", ("Normal",), "both", formulas.normal, ends_in_zero=True, uses_sigma_range=True),
+     lambda s: formulas.normal(s.n, needs_table(s), s.sigma_min, s.sigma_max)),
+    (_info("ddim_uniform", ("DDIM", "ddim"), "both", formulas.ddim_uniform, ends_in_zero=True),
+     lambda s: formulas.ddim_uniform(s.n, needs_table(s))),
+    (_info("beta_a1111", ("Beta",), "A1111", formulas.beta_a1111, ends_in_zero=True, uses_sigma_range=True),
+     lambda s: formulas.beta_a1111(s.n, s.sigma_min, s.sigma_max, s.beta_alpha, s.beta_beta)),
+    (_info("beta_comfy", ("beta", "BetaSamplingScheduler"), "ComfyUI", formulas.beta_comfy, ends_in_zero=True),
+     lambda s: formulas.beta_comfy(s.n, needs_table(s), s.beta_alpha, s.beta_beta)),
+    (_info("linear_quadratic", (), "ComfyUI", formulas.linear_quadratic, ends_in_zero=True, uses_sigma_range=True,
+           options=("threshold_noise", "linear_steps")),
+     lambda s: formulas.linear_quadratic(s.n, s.sigma_max, s.options.get("threshold_noise", 0.025),
+                                         s.options.get("linear_steps"))),
+    (_info("laplace", ("LaplaceScheduler",), "ComfyUI", formulas.laplace, ends_in_zero=False, uses_sigma_range=True,
+           options=("laplace_mu", "laplace_beta")),
+     lambda s: formulas.laplace(s.n, s.sigma_min, s.sigma_max, s.options.get("laplace_mu", 0.0),
+                                s.options.get("laplace_beta", 0.5))),
+    (_info("vp", ("VPScheduler",), "k-diffusion", formulas.vp, ends_in_zero=True,
+           options=("beta_d", "beta_min", "eps_s")),
+     lambda s: formulas.vp(s.n, s.options.get("beta_d", 19.9), s.options.get("beta_min", 0.1),
+                           s.options.get("eps_s", 1e-3))),
 ]
+# fmt: on
 
 SCHEDULES: dict[str, tuple[ScheduleInfo, Callable[[ScheduleSetting], Tensor]]] = {i.name: (i, f) for i, f in _ENTRIES}
 EXACT_NAMES: dict[str, str] = {label: info.name for info, _ in _ENTRIES for label in info.labels}
