@@ -17,9 +17,7 @@ Names are lazily imported: ``import sdlab`` loads neither diffusers nor any plot
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from sdlab.deprecation import lazy
 from sdlab.errors import SdlabError
 
 __version__ = "0.1.0"
@@ -41,19 +39,10 @@ _LAZY = {
     "compare": "sdlab.measure.metrics",
     "ResultsStore": "sdlab.sweeps.store",
     "format_infotext": "sdlab.infotext",
+    "read_run": "sdlab.rerun",
 }
 
 __all__ = ["SdlabError", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sdlab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy(__name__, _LAZY)

@@ -7,6 +7,8 @@ Every experiment returns an :class:`~sdlab.measure.common.ExperimentResult`: a t
 per image x step x metric; ``step = -1`` is the final image), the images it made and notes (e.g. "LPIPS
 unavailable: ..."). Each row carries the full :class:`~sdlab.spec.RunSpec` of its image as columns
 (``sampler_options.*`` and ``versions.*`` flattened) and its ``spec_key``, so any number can be reproduced.
+Every experiment also takes the :class:`~sdlab.measure.runs.RunSettings` by keyword (``negative_prompt``,
+``model``, ``size``, ``rng``, ``progress``).
 
 >>> import sdlab.experiments as X
 >>> res = X.convergence(["Euler", "DPM++ 2M"], steps=(5, 10, 20), seeds=[0, 1])   # the embedded model
@@ -38,12 +40,14 @@ from sdlab.measure.divergence import DEFAULT_PAIRS, ancestral_divergence
 from sdlab.measure.fits import DEFAULT_THRESHOLD, fit_power_law, steps_to_converge
 from sdlab.measure.metrics import lpips_unavailable
 from sdlab.measure.predictability import predictability
+from sdlab.measure.runs import RunSettings
 from sdlab.measure.stability import stability
 from sdlab.measure.steps import decode_latents, step_deltas
 
 __all__ = [
     "ExperimentResult",
     "Reference",
+    "RunSettings",
     "DEFAULT_PROMPT",
     "DEFAULT_REFERENCE",
     "DEFAULT_PAIRS",

@@ -14,7 +14,6 @@ Not imported by ``sdlab/__init__.py``: it needs diffusers and transformers.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError, closest
+from sdlab.models import layout
 from sdlab.models.loading import SDModel, wrap_pipeline
 
 __all__ = ["TINY_KINDS", "tiny_pipeline", "tiny_model", "tiny_tokenizer", "original_sd_state_dict", "save_single_file"]
@@ -221,109 +221,14 @@ def tiny_model(kind: str = "sd1", seed: int = 0) -> SDModel:
     return wrap_pipeline(tiny_pipeline(kind, seed), model_id=f"sdlab-tiny-{kind}-seed{seed}", device="cpu")
 
 
-# --- diffusers -> original Stable Diffusion (CompVis / A1111) checkpoint layout --------------------------------
-
-_RESNET_NAMES = {
-    "norm1": "in_layers.0",
-    "conv1": "in_layers.2",
-    "time_emb_proj": "emb_layers.1",
-    "norm2": "out_layers.0",
-    "conv2": "out_layers.3",
-    "conv_shortcut": "skip_connection",
-}
-_VAE_ATTENTION_NAMES = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
-
-
-def _rename_first(rest: str, names: dict[str, str]) -> str:
-    for new, old in names.items():
-        if rest.startswith(new + "."):
-            return old + rest[len(new) :]
-    return rest
-
-
-def _unet_key(key: str, layers: int, attention_blocks: set[int]) -> str:
-    """One diffusers UNet key in the original ``model.diffusion_model.*`` layout."""
-    per_block = layers + 1  # the original layout counts each block's downsampler / upsampler as a layer
-    fixed = {
-        "time_embedding.linear_1": "time_embed.0",
-        "time_embedding.linear_2": "time_embed.2",
-        "conv_in": "input_blocks.0.0",
-        "conv_norm_out": "out.0",
-        "conv_out": "out.2",
-    }
-    for new, old in fixed.items():
-        if key.startswith(new + "."):
-            return old + key[len(new) :]
-    if m := re.fullmatch(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
-        block, part, layer, rest = int(m[1]), m[2], int(m[3]), m[4]
-        index = 1 + block * per_block + layer
-        if part == "resnets":
-            return f"input_blocks.{index}.0.{_rename_first(rest, _RESNET_NAMES)}"
-        return f"input_blocks.{index}.1.{rest}"
-    if m := re.fullmatch(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
-        return f"input_blocks.{1 + int(m[1]) * per_block + layers}.0.op.{m[2]}"
-    if m := re.fullmatch(r"mid_block\.resnets\.(\d+)\.(.+)", key):
-        return f"middle_block.{2 * int(m[1])}.{_rename_first(m[2], _RESNET_NAMES)}"
-    if m := re.fullmatch(r"mid_block\.attentions\.0\.(.+)", key):
-        return f"middle_block.1.{m[1]}"
-    if m := re.fullmatch(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
-        block, part, layer, rest = int(m[1]), m[2], int(m[3]), m[4]
-        index = block * per_block + layer
-        if part == "resnets":
-            return f"output_blocks.{index}.0.{_rename_first(rest, _RESNET_NAMES)}"
-        return f"output_blocks.{index}.1.{rest}"
-    if m := re.fullmatch(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
-        block = int(m[1])
-        slot = 2 if block in attention_blocks else 1
-        return f"output_blocks.{block * per_block + layers}.{slot}.conv.{m[2]}"
-    raise SdlabError(f"no original-layout name for UNet key {key!r}", key=key)
-
-
-def _vae_key(key: str, blocks: int) -> str:
-    """One diffusers AutoencoderKL key in the original ``first_stage_model.*`` layout."""
-    for side in ("encoder", "decoder"):
-        if key.startswith(f"{side}.conv_norm_out."):
-            return f"{side}.norm_out." + key.split(".", 2)[2]
-    if m := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
-        return f"encoder.down.{m[1]}.block.{m[2]}.{m[3].replace('conv_shortcut', 'nin_shortcut')}"
-    if m := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
-        return f"encoder.down.{m[1]}.downsample.conv.{m[2]}"
-    if m := re.fullmatch(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
-        level = blocks - 1 - int(m[1])  # the original decoder numbers its levels bottom-up
-        return f"decoder.up.{level}.block.{m[2]}.{m[3].replace('conv_shortcut', 'nin_shortcut')}"
-    if m := re.fullmatch(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
-        return f"decoder.up.{blocks - 1 - int(m[1])}.upsample.conv.{m[2]}"
-    if m := re.fullmatch(r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)", key):
-        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3].replace('conv_shortcut', 'nin_shortcut')}"
-    if m := re.fullmatch(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.+)", key):
-        return f"{m[1]}.mid.attn_1.{_rename_first(m[2], _VAE_ATTENTION_NAMES)}"
-    return key  # conv_in, conv_out, quant_conv, post_quant_conv keep their names
-
-
 def original_sd_state_dict(pipe: Any) -> dict[str, Tensor]:
-    """An SD 1.x pipeline's weights under the original single-file (CompVis / A1111 ``.safetensors``) keys."""
-    if getattr(pipe, "text_encoder_2", None) is not None:
-        raise SdlabError("original_sd_state_dict handles SD 1.x pipelines only", hint="pass an 'sd1' tiny pipeline")
-    unet = pipe.unet
-    attention_blocks = {i for i, block in enumerate(unet.up_blocks) if getattr(block, "attentions", None)}
-    layers = unet.config.layers_per_block
-    out: dict[str, Tensor] = {}
-    for key, value in unet.state_dict().items():
-        out["model.diffusion_model." + _unet_key(key, layers, attention_blocks)] = value
-    blocks = len(pipe.vae.config.block_out_channels)
-    for key, value in pipe.vae.state_dict().items():
-        new = _vae_key(key, blocks)
-        if ".mid.attn_1." in new and value.ndim == 2:  # the original attention uses 1x1 convolutions
-            value = value[:, :, None, None]
-        out["first_stage_model." + new] = value
-    for key, value in pipe.text_encoder.state_dict().items():
-        # the original layout names CLIP's weights transformer.text_model.*, as transformers 4.x does
-        out["cond_stage_model.transformer." + ("" if key.startswith("text_model.") else "text_model.") + key] = value
-    return {k: v.detach().contiguous().clone() for k, v in out.items()}
+    """A pipeline's weights under the original single-file (CompVis / A1111 ``.safetensors``) keys, as
+    :func:`sdlab.models.layout.to_original` writes them."""
+    return layout.to_original(pipe)
 
 
 def save_single_file(pipe: Any, path: str | Path) -> Path:
-    """Write an SD 1.x pipeline as one ``.safetensors`` file in the original (A1111) key layout."""
+    """Write a pipeline as one ``.safetensors`` file in the original (A1111) key layout."""
     from safetensors.torch import save_file
 
     path = Path(path)

@@ -226,9 +226,9 @@ def test_ground_truth_claims_run_and_their_verdicts_follow_their_tables():
     table, evidence = F.run_claims(["dpm_adaptive_ignores_steps", "stated_orders"], progress=False)
     assert list(table["claim"]) == ["dpm_adaptive_ignores_steps", "stated_orders"]
     assert set(table["verdict"]) <= set(F.VERDICTS)
-    for claim_id, ev in evidence.items():
-        assert ev.verdict == F.CLAIMS[claim_id].judge(ev.table)[0]
+    for ev in evidence.values():
         assert ev.seconds > 0 and ev.figure is not None
+    assert list(table["verdict"]) == [ev.verdict for ev in evidence.values()]  # the summary says what was found
     adaptive = evidence["dpm_adaptive_ignores_steps"].table
     assert adaptive[adaptive["metric"] == "nfe"]["value"].nunique() == 1  # the step count changes nothing
     assert evidence["dpm_adaptive_ignores_steps"].verdict == "supported"
@@ -252,7 +252,9 @@ def test_ensd_changes_ancestral_images_only(tiny_lab, tmp_path):
     ident = ev.table[ev.table["metric"] == "ensd_identical"]
     assert (ident[ident["kind"] == "deterministic"]["value"] == 1).all()  # no per-step noise: bit-identical
     assert (ident[ident["kind"] == "ancestral"]["value"] == 0).all()  # another noise stream: another image
-    assert ev.verdict == F.judge_ancestral_implementation(ev.table)[0]
+    moved = ev.table.query("metric == 'ensd_change' and kind == 'ancestral'")["value"]
+    assert (moved > 0).all()  # ENSD moves every ancestral image
+    assert ev.verdict == "supported"
     written = F.save_evidence(ev, tmp_path, "ensd")
     assert {p.name for p in written} == {"ensd.png", "ensd_images.png", "ensd.csv"}
     html = F.show_evidence(ev, claim=F.CLAIMS["ancestral_not_reproducible_across_implementations"], return_html=True)

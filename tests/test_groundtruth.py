@@ -132,6 +132,14 @@ def test_timestep_samplers_run_on_their_own_grid() -> None:
         gt.run_sampler("Restart", gmm, noise, steps=10)  # always re-noises: no ODE form
 
 
+def test_claimed_order_and_schedule_rule_read_the_resolved_sampler() -> None:
+    assert (gt.claimed_order("Euler"), gt.claimed_order("heunpp2")) == ("1", "2-3")  # the catalogue's order range
+    assert gt.claimed_order("diffusers:EulerDiscreteScheduler") == "?"  # unknown order
+    for name in ("DDIM", "DPM fast", "DPM++ 2M Karras"):  # own timesteps, model's range, a name with its schedule
+        assert gt.ignores_schedule(name), name
+    assert not gt.ignores_schedule("Euler") and not gt.ignores_schedule("dpmpp_2m")
+
+
 def test_fit_order_recovers_synthetic_power_laws() -> None:
     rng = np.random.default_rng(0)
     steps = np.array([8, 12, 16, 24, 32, 48, 64], dtype=float)

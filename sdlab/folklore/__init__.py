@@ -30,6 +30,8 @@ the verdict table, showing and saving evidence), and the claims by theme: ``same
 
 from __future__ import annotations
 
+from sdlab.folklore import report
+
 # importing the theme modules registers every claim in CLAIMS; every judge, threshold and sampler list stays
 # reachable as sdlab.folklore.<name> (``X as X``: re-exported beside __all__)
 from sdlab.folklore.cost import SDE as SDE
@@ -48,16 +50,7 @@ from sdlab.folklore.lab import DISTRIBUTION_SAMPLERS as DISTRIBUTION_SAMPLERS
 from sdlab.folklore.lab import REFERENCE as REFERENCE
 from sdlab.folklore.lab import Lab, Run
 from sdlab.folklore.registry import CLAIMS, NOT_TESTED, SOURCES, Claim, get_claim
-from sdlab.folklore.report import (
-    check,
-    run_claims,
-    save_evidence,
-    save_verdicts,
-    show_evidence,
-    verdict_figure,
-    verdict_markdown,
-    verdict_table,
-)
+from sdlab.folklore.report import *  # noqa: F403 (its __all__ is part of this package's, as asyncio does)
 from sdlab.folklore.reproducibility import ANCESTRAL as ANCESTRAL
 from sdlab.folklore.reproducibility import DETERMINISTIC as DETERMINISTIC
 from sdlab.folklore.reproducibility import judge_ancestral_implementation as judge_ancestral_implementation
@@ -106,13 +99,6 @@ __all__ = [
     "Run",
     "CLAIMS",
     "NOT_TESTED",
-    "run_claims",
-    "check",
     "get_claim",
-    "verdict_table",
-    "verdict_markdown",
-    "verdict_figure",
-    "save_verdicts",
-    "show_evidence",
-    "save_evidence",
+    *report.__all__,  # running claims, the verdict table, showing and saving evidence
 ]

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sdlab.folklore.lab import Lab, cost_rows, gt_chart, gt_steps, run_images
+from sdlab.folklore.lab import Lab, cost_rows, gt_chart, gt_evidence, gt_steps, run_images
 from sdlab.folklore.registry import claim
 from sdlab.folklore.verdicts import BETTER, Evidence, combine, curve, lower_at, make_evidence, nfe_per_step, select
 from sdlab.groundtruth import run_sampler
@@ -141,8 +141,7 @@ def judge_dpmpp_2m_vs_2s(table: pd.DataFrame, *, better: float = BETTER) -> tupl
     method="ground truth: model evaluations per step and true error of DPM++ 2M and DPM++ 2S (2S a at eta 0)",
 )
 def _dpmpp_2m_vs_2s(lab: Lab) -> Evidence:
-    table = lab.gt_errors(("DPM++ 2M", "DPM++ 2S a"), gt_steps(lab))
-    return make_evidence(judge_dpmpp_2m_vs_2s, table, figure=gt_chart(table, "True error: DPM++ 2M and 2S"))
+    return gt_evidence(lab, judge_dpmpp_2m_vs_2s, ("DPM++ 2M", "DPM++ 2S a"), "True error: DPM++ 2M and 2S")
 
 
 def judge_lms_precise_slower(table: pd.DataFrame, *, better: float = BETTER) -> tuple[str, str]:

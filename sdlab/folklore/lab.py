@@ -19,10 +19,16 @@ import torch
 from torch import Tensor
 
 from sdlab.errors import SdlabError
-from sdlab.folklore.verdicts import TOL, Evidence
-from sdlab.groundtruth import distribution_vs_steps, run_sampler, toy_mixture, true_solution
+from sdlab.folklore.verdicts import TOL, Evidence, make_evidence
+from sdlab.groundtruth import (
+    claimed_order,
+    distribution_vs_steps,
+    ignores_schedule,
+    run_sampler,
+    toy_mixture,
+    true_solution,
+)
 from sdlab.measure import DEFAULT_PROMPT, RunCache, Runner, latent_rmse
-from sdlab.samplers import resolve_sampler
 from sdlab.viz.mpl import line_chart
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "run_images",
     "gt_steps",
     "gt_chart",
+    "gt_evidence",
 ]
 
 REFERENCE = ("DPM++ 2M", "Karras")  # the embedded model's reference run: this sampler and schedule at many steps
@@ -194,7 +201,7 @@ class Lab:
             "schedule": run.schedule,
             "steps": steps,
             "nfe": run.nfe,
-            "claimed_order": resolve_sampler(name).info.order,
+            "claimed_order": claimed_order(name),
             "stop_at_sigma_min": stop,
             "dist": getattr(self.dist, "name", "toy mixture"),
             "n": n,
@@ -214,12 +221,6 @@ class Lab:
                 n=self.pick(300, 2000), repeats=self.pick(3, 10), compare=("double",), seed=self.seeds[0],
             ).assign(ground="ground truth")  # fmt: skip
         return self._distribution
-
-
-def ignores_schedule(name: str) -> bool:
-    """A1111 runs DDIM / PLMS / UniPC on their own timesteps and DPM fast / adaptive on their own range."""
-    r = resolve_sampler(name)
-    return bool(r.schedule) or r.own_timesteps or r.uses_model_sigma_range
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -275,7 +276,7 @@ def run_images(runs: Iterable[Run], seed: int, label: Callable[[Run], str] | Non
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the ground truth's step counts and chart
+# the ground truth's step counts, chart and evidence
 
 
 def gt_steps(lab: Lab) -> tuple[int, ...]:
@@ -292,3 +293,19 @@ def gt_chart(table: pd.DataFrame, title: str, *, x: str = "steps", metric: str =
         rows, x=x, series=series, title=title, ylabel=f"{metric.replace('_', ' ')} vs the true solution",
         xlabel="model evaluations (NFE)" if x == "nfe" else "steps", hlines={f"converged ({TOL})": TOL},
     )  # fmt: skip
+
+
+def gt_evidence(
+    lab: Lab,
+    judge: Callable[[pd.DataFrame], tuple[str, str]],
+    samplers: Iterable[str],
+    title: str,
+    *,
+    steps: Iterable[int] | None = None,
+    **options: Any,
+) -> Evidence:
+    """The evidence of a claim the true errors alone settle: :meth:`Lab.gt_errors` of ``samplers`` at ``steps``
+    (default :func:`gt_steps`; ``options``: schedules, stop_at_sigma_min), judged by ``judge``, charted by
+    :func:`gt_chart` under ``title``."""
+    table = lab.gt_errors(samplers, gt_steps(lab) if steps is None else steps, **options)
+    return make_evidence(judge, table, figure=gt_chart(table, title))

@@ -8,10 +8,11 @@ DDIM needing many (18), DPM++ 2M Karras good at 20-30 (20), more steps always be
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pandas as pd
 
-from sdlab.folklore.lab import Lab, gt_chart, gt_steps, reference_rows, run_images
+from sdlab.folklore.lab import Lab, gt_chart, gt_evidence, reference_rows, run_images
 from sdlab.folklore.registry import claim
 from sdlab.folklore.verdicts import (
     BETTER,
@@ -40,21 +41,27 @@ from sdlab.viz.mpl import bar_chart
 SECOND_ORDER = ("Heun", "DPM2")
 
 
+def _second_order_reach(table: pd.DataFrame, baseline: str, tol: float) -> Iterator[tuple[str, str, float, float]]:
+    """Per schedule and sampler of :data:`SECOND_ORDER`: (schedule, sampler, its steps to reach ``tol``, the
+    ``baseline`` sampler's) (:func:`~sdlab.folklore.verdicts.reach`)."""
+    for schedule in sorted(table["schedule"].unique()):
+        base = reach(curve(table, baseline, schedule=schedule), tol)
+        for s in SECOND_ORDER:
+            yield schedule, s, reach(curve(table, s, schedule=schedule), tol), base
+
+
 def judge_heun_dpm2_fewer_steps(
     table: pd.DataFrame, *, tol: float = TOL, twice: tuple[float, float] = TWICE
 ) -> tuple[str, str]:
     """Steps to reach ``tol`` (Heun, DPM2 vs Euler, per schedule) and model evaluations per step."""
     fewer, parts = [], []
-    for schedule in sorted(table["schedule"].unique()):
-        euler = reach(curve(table, "Euler", schedule=schedule), tol)
-        for s in SECOND_ORDER:
-            mine = reach(curve(table, s, schedule=schedule), tol)
-            if math.isnan(mine) or math.isnan(euler) or (math.isinf(mine) and math.isinf(euler)):
-                continue
-            fewer.append(mine < euler)
-            nfe_mine = mine * nfe_per_step(select(table, schedule=schedule), s)
-            reached = f"{mine:.0f} steps ({nfe_mine:.0f} NFE)" if math.isfinite(mine) else fmt_steps(mine)
-            parts.append(f"{s} {reached} vs Euler {fmt_steps(euler)} ({schedule})")
+    for schedule, s, mine, euler in _second_order_reach(table, "Euler", tol):
+        if math.isnan(mine) or math.isnan(euler) or (math.isinf(mine) and math.isinf(euler)):
+            continue
+        fewer.append(mine < euler)
+        nfe_mine = mine * nfe_per_step(select(table, schedule=schedule), s)
+        reached = f"{mine:.0f} steps ({nfe_mine:.0f} NFE)" if math.isfinite(mine) else fmt_steps(mine)
+        parts.append(f"{s} {reached} vs Euler {fmt_steps(euler)} ({schedule})")
     cost = [nfe_per_step(table, s) for s in SECOND_ORDER]
     double = all(twice[0] <= c <= twice[1] for c in cost)
     verdict = combine([{"supported": True, "refuted": False}.get(combine(fewer)), double])
@@ -75,9 +82,8 @@ def judge_heun_dpm2_fewer_steps(
     method="ground truth: steps and model evaluations to reach the true ODE solution within TOL, Karras and uniform",
 )
 def _heun_dpm2_fewer_steps(lab: Lab) -> Evidence:
-    table = lab.gt_errors(("Euler", "Heun", "DPM2", "LMS"), gt_steps(lab), schedules=("karras", "uniform"))
-    fig = gt_chart(table, "True error against steps (Karras and uniform)")
-    return make_evidence(judge_heun_dpm2_fewer_steps, table, figure=fig)
+    samplers, title = ("Euler", "Heun", "DPM2", "LMS"), "True error against steps (Karras and uniform)"
+    return gt_evidence(lab, judge_heun_dpm2_fewer_steps, samplers, title, schedules=("karras", "uniform"))
 
 
 def judge_heun_dpm2_twice_lms(
@@ -85,19 +91,16 @@ def judge_heun_dpm2_twice_lms(
 ) -> tuple[str, str]:
     """Heun's and DPM2's steps to ``tol`` over LMS's: at most ``half`` confirms "twice as fast"."""
     flags, parts = [], []
-    for schedule in sorted(table["schedule"].unique()):
-        lms = reach(curve(table, "LMS", schedule=schedule), tol)
-        for s in SECOND_ORDER:
-            mine = reach(curve(table, s, schedule=schedule), tol)
-            if not (math.isfinite(mine) and math.isfinite(lms)):
-                if math.isinf(mine) == math.isinf(lms):
-                    continue  # neither (or only one of NaN) reached the tolerance: nothing to compare
-                flags.append(math.isinf(lms))
-                parts.append(f"{s} {fmt_steps(mine)} vs LMS {fmt_steps(lms)} ({schedule})")
-                continue
-            fraction = mine / lms
-            flags.append(band(fraction, half, not_half))
-            parts.append(f"{s}/LMS = {fraction:.2f} ({schedule})")
+    for schedule, s, mine, lms in _second_order_reach(table, "LMS", tol):
+        if not (math.isfinite(mine) and math.isfinite(lms)):
+            if math.isinf(mine) == math.isinf(lms):
+                continue  # neither (or only one of NaN) reached the tolerance: nothing to compare
+            flags.append(math.isinf(lms))
+            parts.append(f"{s} {fmt_steps(mine)} vs LMS {fmt_steps(lms)} ({schedule})")
+            continue
+        fraction = mine / lms
+        flags.append(band(fraction, half, not_half))
+        parts.append(f"{s}/LMS = {fraction:.2f} ({schedule})")
     return combine(flags), (
         f"Steps to reach the true solution within {tol}, as a fraction of LMS's: {'; '.join(parts)} "
         f"(twice as fast: <= {half}; clearly not: >= {not_half}). Per model evaluation they pay twice."
@@ -114,8 +117,8 @@ def judge_heun_dpm2_twice_lms(
     method="ground truth: steps to reach the true solution within TOL, Heun and DPM2 over LMS",
 )
 def _heun_dpm2_twice_lms(lab: Lab) -> Evidence:
-    table = lab.gt_errors(("Heun", "DPM2", "LMS"), gt_steps(lab), schedules=("karras", "uniform"))
-    return make_evidence(judge_heun_dpm2_twice_lms, table, figure=gt_chart(table, "True error against steps"))
+    samplers, title = ("Heun", "DPM2", "LMS"), "True error against steps"
+    return gt_evidence(lab, judge_heun_dpm2_twice_lms, samplers, title, schedules=("karras", "uniform"))
 
 
 def judge_lms_degrades(table: pd.DataFrame, *, degrade: float = DEGRADE, around: int = 50) -> tuple[str, str]:
@@ -191,8 +194,8 @@ def judge_lms_needs_100(table: pd.DataFrame, *, tol: float = TOL, needs: int = 6
     method="ground truth: steps LMS needs to reach the true solution within TOL, against Euler",
 )
 def _lms_needs_100(lab: Lab) -> Evidence:
-    table = lab.gt_errors(("LMS", "Euler"), gt_steps(lab), schedules=("karras", "uniform"))
-    return make_evidence(judge_lms_needs_100, table, figure=gt_chart(table, "True error: LMS against Euler"))
+    title = "True error: LMS against Euler"
+    return gt_evidence(lab, judge_lms_needs_100, ("LMS", "Euler"), title, schedules=("karras", "uniform"))
 
 
 def judge_ddim_many_steps(
@@ -224,8 +227,7 @@ def judge_ddim_many_steps(
     method="ground truth: DDIM's steps to reach the true solution within TOL against DPM++ 2M's",
 )
 def _ddim_many_steps(lab: Lab) -> Evidence:
-    table = lab.gt_errors(("DDIM", "DPM++ 2M"), gt_steps(lab))
-    return make_evidence(judge_ddim_many_steps, table, figure=gt_chart(table, "True error: DDIM and DPM++ 2M"))
+    return gt_evidence(lab, judge_ddim_many_steps, ("DDIM", "DPM++ 2M"), "True error: DDIM and DPM++ 2M")
 
 
 def judge_dpmpp_2m_karras_20_30(
@@ -308,8 +310,8 @@ def judge_more_steps_better(table: pd.DataFrame, *, slack: float = BETTER) -> tu
     method="ground truth: is every deterministic sampler's true error non-increasing in steps (Karras and uniform)?",
 )
 def _more_steps_better(lab: Lab) -> Evidence:
-    table = lab.gt_errors(MONOTONE_SAMPLERS, gt_steps(lab), schedules=("karras", "uniform"))
-    return make_evidence(judge_more_steps_better, table, figure=gt_chart(table, "True error against steps"))
+    title = "True error against steps"
+    return gt_evidence(lab, judge_more_steps_better, MONOTONE_SAMPLERS, title, schedules=("karras", "uniform"))
 
 
 STATED_ORDERS = {"Euler": 1.0, "Heun": 2.0, "DPM2": 2.0, "DPM++ 2M": 2.0}
@@ -342,5 +344,5 @@ def judge_stated_orders(table: pd.DataFrame, *, slack: float = ORDER_SLACK) -> t
     method="ground truth: order of accuracy fitted to the true error against steps (Karras, stopping at sigma_min)",
 )
 def _stated_orders(lab: Lab) -> Evidence:
-    table = lab.gt_errors(STATED_ORDERS, lab.pick((8, 16, 32), (16, 24, 32, 48, 64)), stop_at_sigma_min=True)
-    return make_evidence(judge_stated_orders, table, figure=gt_chart(table, "True error against steps (to sigma_min)"))
+    steps, title = lab.pick((8, 16, 32), (16, 24, 32, 48, 64)), "True error against steps (to sigma_min)"
+    return gt_evidence(lab, judge_stated_orders, STATED_ORDERS, title, steps=steps, stop_at_sigma_min=True)

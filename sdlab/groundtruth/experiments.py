@@ -38,6 +38,8 @@ __all__ = [
     "A1111_ETA0",
     "A1111_STOCHASTIC",
     "SamplerRun",
+    "claimed_order",
+    "ignores_schedule",
     "run_sampler",
     "error_vs_steps",
     "final_step_error",
@@ -268,11 +270,29 @@ def _unit_noise(dist: Any, n: int, seed: int) -> Tensor:
     return torch.randn(n, dist.dim, generator=g, dtype=torch.float64)
 
 
+def claimed_order(sampler: str) -> str:
+    """The sampler's order of accuracy as commonly stated (its catalogue ``order_range``), as the tables' column
+    ``claimed_order`` shows it: ``"2"``, ``"2-3"``, ``"?"`` when unknown."""
+    order = resolve_sampler(sampler).info.order_range
+    if order is None:
+        return "?"
+    low, high = order
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def ignores_schedule(sampler: str) -> bool:
+    """Whether the sampler runs on sigmas of its own whatever the schedule: a name that carries its schedule
+    ("DPM++ 2M Karras"), A1111's DDIM / PLMS / UniPC on their own timesteps, DPM fast / adaptive on the model's
+    sigma range. Experiments run such a sampler once per step count, on the first schedule asked for."""
+    r = resolve_sampler(sampler)
+    return bool(r.schedule) or r.own_timesteps or r.uses_model_sigma_range
+
+
 def _base_row(run: SamplerRun, dist: Any, n: int, seed: int) -> dict[str, Any]:
     return {
         "sampler": run.sampler,
         "sampler_key": run.sampler_key,
-        "claimed_order": resolve_sampler(run.sampler).info.order,
+        "claimed_order": claimed_order(run.sampler),
         "schedule": run.schedule,
         "steps": run.steps,
         "n_steps": run.n_steps,
@@ -291,9 +311,7 @@ def _runs(samplers: Sequence[str], schedules: Sequence[str], steps: Sequence[int
     """(sampler, schedule, steps) to run; samplers that ignore the schedule run once per step count."""
     jobs = []
     for name in samplers:
-        r = resolve_sampler(name)
-        fixed = r.own_timesteps or r.uses_model_sigma_range
-        for schedule in schedules[:1] if fixed or r.schedule else schedules:
+        for schedule in schedules[:1] if ignores_schedule(name) else schedules:
             jobs += [(name, schedule, int(s)) for s in steps]
     return jobs
 

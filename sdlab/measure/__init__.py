@@ -8,7 +8,7 @@ experiment family.
 >>> ex.convergence(["Euler", "DPM++ 2M"], steps=(5, 10, 20))
 
 Modules: :mod:`~sdlab.measure.metrics` (SSIM, PSNR, LPIPS, latent RMSE), :mod:`~sdlab.measure.runs` (``Runner``,
-``RunCache``), :mod:`~sdlab.measure.common` (the result type, the reference, distances, spec columns),
+``RunCache``, ``RunSettings``), :mod:`~sdlab.measure.common` (the result type, the reference, distances, spec columns),
 :mod:`~sdlab.measure.steps` (per-step deltas within a run), :mod:`~sdlab.measure.fits` (power laws, steps to
 converge) and the families :mod:`~sdlab.measure.convergence`, :mod:`~sdlab.measure.stability`,
 :mod:`~sdlab.measure.divergence` (ancestral divergence), :mod:`~sdlab.measure.predictability` and
@@ -38,7 +38,7 @@ from sdlab.measure.metrics import (
     psnr,
     ssim,
 )
-from sdlab.measure.runs import DEFAULT_CACHE_SIZE, RunCache, Runner, run_key
+from sdlab.measure.runs import DEFAULT_CACHE_SIZE, RunCache, Runner, RunSettings, run_key
 from sdlab.measure.steps import decode_latents, step_deltas
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "lpips_unavailable",
     "Runner",
     "RunCache",
+    "RunSettings",
     "run_key",
     "DEFAULT_CACHE_SIZE",
     "ExperimentResult",

@@ -32,6 +32,7 @@ from sdlab.measure.common import (
     unique,
 )
 from sdlab.measure.fits import fit_power_law, steps_to_converge
+from sdlab.measure.runs import RunSettings
 from sdlab.measure.steps import step_deltas
 
 __all__ = ["convergence"]
@@ -51,12 +52,7 @@ def convergence(
     step_image_metrics: Sequence[str] = (),
     step_decode: str = "full",
     step_decode_every: int = 1,
-    negative_prompt: str = "",
-    model: Any = None,
-    size: Any = None,
-    rng: str = "GPU",
-    progress: bool = False,
-    **sampler_options: Any,
+    **options: Any,
 ) -> ExperimentResult:
     """Step sweeps per sampler: each final result's distance to a reference, within-run per-step deltas, the
     steps needed to converge and a fitted power law of error vs steps.
@@ -66,15 +62,16 @@ def convergence(
     ``"final"`` (per step: the denoised prediction vs the next one and vs the final latent; latent RMSE, plus
     ``step_image_metrics`` on decoded predictions; :func:`~sdlab.measure.steps.step_deltas` explains
     ``step_decode`` and ``step_decode_every``). ``summary``: :func:`~sdlab.measure.fits.fit_power_law` and
-    :func:`~sdlab.measure.fits.steps_to_converge` per sampler and metric.
+    :func:`~sdlab.measure.fits.steps_to_converge` per sampler and metric. ``options``: the run settings
+    (:class:`~sdlab.measure.runs.RunSettings`: negative_prompt, model, size, rng, progress) and sampler options.
     """
     samplers, steps = check_names(samplers, "samplers"), check_step_counts(steps)
     ref = Reference.coerce(reference)
+    settings, sampler_options = RunSettings.split(options)
     notes: list[str] = []
     runner, metrics = start_runs(
-        metrics, notes, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, cfg=cfg, model=model,
-        size=size, rng=rng, progress=progress, total=1 + len(samplers) * len(steps),
-    )  # fmt: skip
+        metrics, notes, settings, prompt=prompt, seeds=seeds, cfg=cfg, total=1 + len(samplers) * len(steps)
+    )
     step_image_metrics = tuple(m for m in resolve_metrics(step_image_metrics, notes) if m != "latent_rmse")
     notes.append(f"reference: {ref.label}, same prompt, seeds and CFG")
     with runner:

@@ -14,7 +14,7 @@ import torch
 
 from sdlab.errors import SdlabError
 from sdlab.measure.common import DEFAULT_PROMPT, ExperimentResult, check_names, check_step_counts, metric_rows, tidy
-from sdlab.measure.runs import Runner
+from sdlab.measure.runs import RunSettings
 
 __all__ = ["cost"]
 
@@ -28,26 +28,20 @@ def cost(
     schedule: str = "Automatic",
     cfg: float = 5.0,
     repeats: int = 1,
-    negative_prompt: str = "",
-    model: Any = None,
-    size: Any = None,
-    rng: str = "GPU",
-    progress: bool = False,
-    **sampler_options: Any,
+    **options: Any,
 ) -> ExperimentResult:
     """Model evaluations and wall time per image for every sampler and step count (best of ``repeats``).
 
     Metrics: ``nfe`` (model evaluations per image; each is one batched UNet call, CFG included),
     ``nfe_per_step``, ``seconds_per_image`` (sampling plus VAE decode) and ``ms_per_nfe``. One warm-up run
-    comes first, so the model load and first-call costs are not counted.
+    comes first, so the model load and first-call costs are not counted. ``options``: the run settings
+    (:class:`~sdlab.measure.runs.RunSettings`: negative_prompt, model, size, rng, progress) and sampler options.
     """
     samplers, steps = check_names(samplers, "samplers"), check_step_counts(steps)
     if not isinstance(repeats, int) or repeats < 1:
         raise SdlabError("repeats must be an integer >= 1", repeats=repeats)
-    runner = Runner(
-        prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, cfg=cfg, model=model, size=size, rng=rng,
-        progress=progress, total=1 + len(samplers) * len(steps) * repeats,
-    )  # fmt: skip
+    settings, sampler_options = RunSettings.split(options)
+    runner = settings.runner(prompt=prompt, seeds=seeds, cfg=cfg, total=1 + len(samplers) * len(steps) * repeats)
     rows: list[dict[str, Any]] = []
     images: dict[str, Any] = {}
     notes = [f"device {runner.sd.device}, dtype {runner.sd.dtype}, {torch.get_num_threads()} CPU threads"]

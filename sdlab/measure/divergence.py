@@ -23,6 +23,7 @@ from sdlab.measure.common import (
     tidy,
     versus,
 )
+from sdlab.measure.runs import RunSettings
 from sdlab.samplers import resolve_sampler, sampler_options
 
 __all__ = ["ancestral_divergence", "DEFAULT_PAIRS"]
@@ -49,11 +50,7 @@ def ancestral_divergence(
     schedule: str = "Automatic",
     cfg: float = 5.0,
     metrics: Sequence[str] = DEFAULT_METRICS,
-    negative_prompt: str = "",
-    model: Any = None,
-    size: Any = None,
-    rng: str = "GPU",
-    progress: bool = False,
+    **settings: Any,
 ) -> ExperimentResult:
     """How far each ancestral / SDE sampler lands from its deterministic twin, and whether it settles.
 
@@ -61,18 +58,18 @@ def ancestral_divergence(
     stochastic sampler's): ``vs_deterministic`` (the two at N steps), ``n_to_n+1`` (each sampler at N vs N+1
     steps: a converging sampler's change shrinks with N, an ancestral one's does not), and ``eta`` (the
     stochastic sampler at each eta vs the twin, at ``eta_steps``, default the largest N; eta 0 removes the
-    noise). Samplers without an eta option skip the eta sweep with a note.
+    noise). Samplers without an eta option skip the eta sweep with a note. ``settings``: the run settings
+    (:class:`~sdlab.measure.runs.RunSettings`: negative_prompt, model, size, rng, progress).
     """
     steps = check_step_counts(steps)
     eta_steps = max(steps) if eta_steps is None else eta_steps
     pairs = [tuple(p) for p in pairs]
     if not pairs or any(len(p) != 2 or not all(isinstance(n, str) for n in p) for p in pairs):
         raise SdlabError("pairs must be (stochastic, deterministic) sampler names", pairs=pairs)
+    run_settings = RunSettings.split(settings, sampler_options=False)[0]
     notes: list[str] = []
-    runner, metrics = start_runs(
-        metrics, notes, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, cfg=cfg, model=model,
-        size=size, rng=rng, progress=progress, total=len(pairs) * (4 * len(steps) + len(eta)),
-    )  # fmt: skip
+    total = len(pairs) * (4 * len(steps) + len(eta))
+    runner, metrics = start_runs(metrics, notes, run_settings, prompt=prompt, seeds=seeds, cfg=cfg, total=total)
     rows: list[dict[str, Any]] = []
     images: dict[str, Any] = {}
 

@@ -25,6 +25,7 @@ from sdlab.measure.common import (
     tidy,
     versus,
 )
+from sdlab.measure.runs import RunSettings
 
 __all__ = ["predictability"]
 
@@ -40,27 +41,24 @@ def predictability(
     seeds: Sequence[int] = (0, 1),
     schedule: str = "Automatic",
     metrics: Sequence[str] = DEFAULT_METRICS,
-    negative_prompt: str = "",
-    model: Any = None,
-    size: Any = None,
-    rng: str = "GPU",
-    progress: bool = False,
-    **sampler_options: Any,
+    **options: Any,
 ) -> ExperimentResult:
     """How smoothly the image changes along a CFG sweep (at ``at_steps``) and a step sweep (at ``cfg``).
 
     Rows compare neighbouring settings (``comparison="cfg"`` / ``"steps"``, columns ``setting_from`` and
     ``setting_to``). ``summary``: per sweep and metric, the largest jump (mean over seeds) and where it is.
+    ``options``: the run settings (:class:`~sdlab.measure.runs.RunSettings`: negative_prompt, model, size, rng,
+    progress) and sampler options.
     """
     if not cfgs or any(isinstance(c, bool) or not isinstance(c, (int, float)) for c in cfgs):
         raise SdlabError("cfgs must be a non-empty list of numbers", cfgs=cfgs, hint="e.g. (3, 5, 7)")
     cfgs = sorted({float(c) for c in cfgs})
     steps = check_step_counts(steps)
+    settings, sampler_options = RunSettings.split(options)
     notes: list[str] = []
     runner, metrics = start_runs(
-        metrics, notes, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, cfg=cfg, model=model,
-        size=size, rng=rng, progress=progress, total=len(cfgs) + len(steps),
-    )  # fmt: skip
+        metrics, notes, settings, prompt=prompt, seeds=seeds, cfg=cfg, total=len(cfgs) + len(steps)
+    )
     rows: list[dict[str, Any]] = []
     images: dict[str, Any] = {}
     with runner:

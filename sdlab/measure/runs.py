@@ -9,14 +9,16 @@ True
 >>> runner.per_seed("Euler", "Automatic", 10, seeds=[1, 2])             # seed 1 reused, seed 2 made
 
 A :class:`RunCache` on its own keeps anything under any key, e.g. final latents and images under a spec's hash;
-:func:`run_key` makes a key from everything that changes a run.
+:func:`run_key` makes a key from everything that changes a run. :class:`RunSettings` are the runner's settings
+that every experiment takes by keyword and passes on unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sdlab.errors import SdlabError
+from sdlab.errors import SdlabError, closest
 from sdlab.generation import GenerateResult, generate, load, schedule_for
 
-__all__ = ["RunCache", "Runner", "run_key", "slice_result", "join_results", "DEFAULT_CACHE_SIZE"]
+__all__ = ["RunCache", "Runner", "RunSettings", "run_key", "slice_result", "join_results", "DEFAULT_CACHE_SIZE"]
 
 DEFAULT_CACHE_SIZE = 128
 """Runs a :class:`RunCache` keeps by default. More than any experiment's default grid asks for (ancestral
@@ -135,6 +137,7 @@ class Runner:
         steps: int,
         *,
         trajectory: bool = False,
+        trajectory_dtype: str | None = None,
         seeds: Sequence[int] | None = None,
         cfg: float | None = None,
         rng: str | None = None,
@@ -147,7 +150,8 @@ class Runner:
         """The run (``sampler``, ``schedule``, ``steps``, the runner's settings where an argument is None, sampler
         ``options``): kept, else made and kept. A run made with its trajectory also serves the same run asked
         without. ``fresh=True`` makes it again and keeps nothing (reruns, timing); so do given ``latents``.
-        ``dtype``: the weights at that dtype (a model object: autocast), see :meth:`precision`."""
+        ``dtype``: the weights at that dtype (a model object: autocast), see :meth:`precision`;
+        ``trajectory_dtype``: the dtype the trajectory keeps (None: float32; "float16" halves its memory)."""
         seeds = list(self.seeds if seeds is None else seeds)
         cfg = self.cfg if cfg is None else cfg
         rng = self.rng if rng is None else rng
@@ -155,17 +159,19 @@ class Runner:
             sampler, schedule, steps, options, seeds=seeds, cfg=cfg, rng=rng, dtype=dtype, batch_size=batch_size
         )
         cacheable = latents is None and not fresh
-        for k in (key + "+traj", key if not trajectory else None):
+        traj_key = key + "+traj" + ("" if trajectory_dtype is None else f"[{trajectory_dtype}]")
+        for k in (traj_key if trajectory else key + "+traj", key if not trajectory else None):
             if cacheable and k in self.cache:
                 return self.cache.get(k)
         kwargs = dict(
             self.common, sampler=sampler, schedule=schedule, steps=steps, seeds=seeds, cfg=cfg, rng=rng,
-            trajectory=trajectory, latents=latents, batch_size=batch_size, **options,
+            trajectory=trajectory, trajectory_dtype=trajectory_dtype, latents=latents, batch_size=batch_size,
+            **options,
         )  # fmt: skip
         with self.precision(dtype) as model:
             result = generate(model=model, **kwargs)
         if cacheable:
-            self.cache.put(key + ("+traj" if trajectory else ""), result)
+            self.cache.put(traj_key if trajectory else key, result)
         if self.bar is not None:
             self.bar.update(1)
         return result
@@ -225,6 +231,37 @@ class Runner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The :class:`Runner` settings every experiment takes by keyword and passes on unchanged (the prompt, seeds
+    and CFG each experiment names itself, with defaults of its own).
+
+    >>> settings, sampler_options = RunSettings.split({"model": tiny, "size": (64, 64), "eta": 0.5})
+    >>> settings.runner(prompt="a red circle", seeds=[0], cfg=5.0)      # a Runner on ``tiny`` at 64 x 64
+    """
+
+    negative_prompt: str = ""
+    model: Any = None  # None: the embedded model; a hub id, folder, checkpoint file or a loaded model
+    size: Any = None  # None: the model's default size
+    rng: str = "GPU"  # A1111's noise source: "GPU", "CPU" or "NV"
+    progress: bool = False  # a progress bar over the runs
+
+    @classmethod
+    def split(cls, kwargs: Mapping[str, Any], *, sampler_options: bool = True) -> tuple[RunSettings, dict[str, Any]]:
+        """An experiment's keyword arguments as its run settings and the rest, its sampler options (an error
+        for any name left over where the experiment takes no sampler options)."""
+        names = [f.name for f in fields(cls)]
+        rest = {k: v for k, v in kwargs.items() if k not in names}
+        if rest and not sampler_options:
+            name = next(iter(rest))
+            raise SdlabError(f"unknown setting {name!r}", hint=closest(name, names))
+        return cls(**{k: v for k, v in kwargs.items() if k in names}), rest
+
+    def runner(self, **settings: Any) -> Runner:
+        """A :class:`Runner` with these settings and ``settings`` (prompt, seeds, cfg, total, ...)."""
+        return Runner(**{f.name: getattr(self, f.name) for f in fields(self)}, **settings)
 
 
 def slice_result(result: GenerateResult, index: int, *, seconds: float | None = None) -> GenerateResult:

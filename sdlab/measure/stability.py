@@ -28,7 +28,7 @@ from sdlab.measure.common import (
     tidy,
     unique,
 )
-from sdlab.measure.runs import Runner, slice_result
+from sdlab.measure.runs import Runner, RunSettings, slice_result
 from sdlab.samplers import resolve_sampler
 
 __all__ = ["stability"]
@@ -48,30 +48,25 @@ def stability(
     dtypes: Sequence[str] = ("float32", "bfloat16", "float16"),
     perturbation: float = 1e-3,
     metrics: Sequence[str] = DEFAULT_METRICS,
-    negative_prompt: str = "",
-    model: Any = None,
-    size: Any = None,
-    rng: str = "GPU",
-    progress: bool = False,
-    **sampler_options: Any,
+    **options: Any,
 ) -> ExperimentResult:
-    """Does one spec give the same image? Each variant vs the base run (batch size 1, ``rng``, model dtype).
+    """Does one spec give the same image? Each variant vs the base run (batch size 1, the run settings' ``rng``,
+    model dtype).
 
     Comparisons: ``rerun`` (the same spec ``reruns`` more times: bit-identical?), ``batch`` (the seed at the first
     and last position of a batch of each size > 1, other seeds beside it), ``rng_source`` (A1111's GPU / CPU /
     NV noise), ``dtype`` (the weights at another dtype; for a model object, autocast; skipped with a note where
     the device cannot), ``perturbation`` (the initial noise plus ``perturbation`` times independent unit noise).
     Metrics: ``identical`` (1 when latents and images are bit-identical), ``max_abs`` (image, [0, 1] units),
-    ``max_abs_latent``, and the distances in ``metrics``.
+    ``max_abs_latent``, and the distances in ``metrics``. ``options``: the run settings
+    (:class:`~sdlab.measure.runs.RunSettings`: negative_prompt, model, size, rng, progress) and sampler options.
     """
     notes: list[str] = []
     if not isinstance(reruns, int) or reruns < 0:
         raise SdlabError("reruns must be an integer >= 0", reruns=reruns)
     batches = [b for b in check_step_counts(batch_sizes, "batch_sizes") if b > 1]
-    runner, metrics = start_runs(
-        metrics, notes, prompt=prompt, negative_prompt=negative_prompt, seeds=[seed], cfg=cfg, model=model,
-        size=size, rng=rng, progress=progress,
-    )  # fmt: skip
+    settings, sampler_options = RunSettings.split(options)
+    runner, metrics = start_runs(metrics, notes, settings, prompt=prompt, seeds=[seed], cfg=cfg)
     rows: list[dict[str, Any]] = []
     images: dict[str, Any] = {}
 
@@ -84,7 +79,7 @@ def stability(
         base_name = image_name(base.specs[0], "base")
         images[base_name] = base.images[0]
         variants = _variants(
-            run, runner, base, seed=seed, reruns=reruns, batches=batches, rng=rng, rng_sources=rng_sources,
+            run, runner, base, seed=seed, reruns=reruns, batches=batches, rng=settings.rng, rng_sources=rng_sources,
             dtypes=dtypes, perturbation=perturbation, notes=notes,
         )  # fmt: skip
         for res, index, comparison, variant, name, extra in variants:

@@ -87,12 +87,16 @@ class DiscreteSchedule:
         return log_interp(self.log_sigmas.to(t.device), t)
 
 
-class DiscreteEpsDenoiser(DiscreteSchedule):
-    """An eps-prediction UNet as ``D(x, sigma) = x - sigma * eps(x / sqrt(sigma^2 + 1), t)`` (k-diffusion)."""
+class DiscreteUNetDenoiser(DiscreteSchedule):
+    """A UNet on the training timesteps of ``sigmas``: what the eps and v denoisers share."""
 
     def __init__(self, unet: UNetLike, sigmas: Tensor, *, quantize: bool = False) -> None:
         super().__init__(sigmas, quantize=quantize)
         self.inner_model = unet
+
+
+class DiscreteEpsDenoiser(DiscreteUNetDenoiser):
+    """An eps-prediction UNet as ``D(x, sigma) = x - sigma * eps(x / sqrt(sigma^2 + 1), t)`` (k-diffusion)."""
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         sigma_ = append_dims(sigma, x.ndim)
@@ -101,12 +105,8 @@ class DiscreteEpsDenoiser(DiscreteSchedule):
         return x - eps * sigma_
 
 
-class DiscreteVDenoiser(DiscreteSchedule):
+class DiscreteVDenoiser(DiscreteUNetDenoiser):
     """A v-prediction UNet (SD 2.x 768-v) as ``D = c_skip * x + c_out * v(c_in * x, t)`` (k-diffusion)."""
-
-    def __init__(self, unet: UNetLike, sigmas: Tensor, *, quantize: bool = False) -> None:
-        super().__init__(sigmas, quantize=quantize)
-        self.inner_model = unet
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         sigma_ = append_dims(sigma, x.ndim)

@@ -25,9 +25,7 @@ without torch or the models.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
+from sdlab.deprecation import lazy
 
 # public name -> module that defines it, in teaching order
 _LAZY = {
@@ -49,21 +47,4 @@ _RENAMED = {"Run": "SweepRun"}  # old name -> new name (sdlab.sweep.Run), for on
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _RENAMED:
-        warnings.warn(
-            f"sdlab.sweeps: {name} is now {_RENAMED[name]} (the old name goes away in the next release)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return __getattr__(_RENAMED[name])
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sdlab.sweeps' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy(__name__, _LAZY, renamed=_RENAMED)
