@@ -52,6 +52,21 @@ def test_convergence_rows_carry_their_full_spec(conv):
         assert "lpips" not in set(table["metric"])
 
 
+def test_without_lpips_its_offline_stand_in_is_reported_under_its_own_name(monkeypatch):
+    import sdlab.measure.common as common
+    import sdlab.measure.metrics as metrics
+
+    for module in (common, metrics):
+        monkeypatch.setattr(module, "lpips_unavailable", lambda: "no ImageNet backbone here (test)")
+    stand_in = metrics.default_perceptual()
+    assert stand_in in metrics.PERCEPTUAL_FALLBACKS
+    run = X.convergence(["Euler"], steps=(3, 6), seeds=[0], reference={"sampler": "Euler", "steps": 12})
+    assert stand_in in set(run.table["metric"]) and "lpips" not in set(run.table["metric"])
+    assert any("LPIPS unavailable" in n and stand_in in n for n in run.notes)
+    reached = run.table.query("metric == @stand_in and comparison == 'reference'").sort_values("steps")["value"]
+    assert reached.notna().all() and len(reached) == 2
+
+
 def test_deterministic_samplers_approach_the_reference(conv):
     ref = conv.table.query("comparison == 'reference' and metric == 'latent_rmse'")
     for sampler, rows in ref.groupby("sampler"):
@@ -202,6 +217,14 @@ def test_bad_experiment_input():
         X.Reference.coerce({"sampler": "Euler", "stps": 10})
     with pytest.raises(SdlabError, match="steps"):
         X.convergence(["Euler"], steps=(0,))
+
+
+def test_run_settings_are_told_apart_from_sampler_options():
+    settings, options = X.RunSettings.split({"model": "m", "size": (64, 64), "progress": True, "eta": 0.5})
+    assert (settings.model, settings.size, settings.rng, settings.progress) == ("m", (64, 64), "GPU", True)
+    assert options == {"eta": 0.5}
+    with pytest.raises(SdlabError, match="unknown setting 'sise'"):
+        X.ancestral_divergence(sise=(64, 64))  # takes no sampler options: a misspelt setting is an error
 
 
 def test_experiments_gathers_the_measure_families():

@@ -17,8 +17,18 @@ from torch import Tensor
 
 from sdlab.errors import SdlabError, closest
 from sdlab.generation import GenerateResult
-from sdlab.measure.metrics import LPIPS_MIN_SIZE, compare, latent_rmse, lpips_random_backbone, lpips_unavailable
-from sdlab.measure.runs import Runner
+from sdlab.measure.metrics import (
+    HIGHER_IS_CLOSER,
+    LPIPS_MIN_SIZE,
+    PERCEPTUAL_FALLBACKS,
+    compare,
+    default_perceptual,
+    latent_rmse,
+    lpips_random_backbone,
+    lpips_unavailable,
+    metric_unavailable,
+)
+from sdlab.measure.runs import Runner, RunSettings
 from sdlab.spec import RunSpec
 
 __all__ = [
@@ -44,9 +54,10 @@ __all__ = [
 ]
 
 DEFAULT_PROMPT = "a red circle above a blue square, sunset sky"  # a caption of the embedded model's training set
-DISTANCES = ("latent_rmse", "ssim", "psnr", "lpips")  # every distance an experiment can report
-DEFAULT_METRICS = DISTANCES  # LPIPS is dropped with a note when its backbone is not cached
-SIMILARITIES = frozenset({"ssim", "psnr"})  # higher is closer; the others are distances (lower is closer)
+DISTANCES = ("latent_rmse", "ssim", "psnr", "lpips", *PERCEPTUAL_FALLBACKS)  # every metric an experiment can report
+# LPIPS is replaced, with a note, by its offline stand-in (default_perceptual) when its backbone cannot be had
+DEFAULT_METRICS = ("latent_rmse", "ssim", "psnr", "lpips")
+SIMILARITIES = HIGHER_IS_CLOSER  # higher is closer; the others are distances (lower is closer)
 
 FIRST_COLUMNS = (
     "experiment",
@@ -137,7 +148,8 @@ _REF_HINT = '{"sampler": "DPM++ 2M", "schedule": "Karras", "steps": 100}'
 
 
 def resolve_metrics(metrics: Sequence[str], notes: list[str], *, size: int | None = None) -> tuple[str, ...]:
-    """The metrics that can be computed here, in order; LPIPS is dropped with a note when it is unavailable."""
+    """The metrics that can be computed here, in order; where LPIPS cannot run, its offline stand-in
+    (:func:`~sdlab.measure.metrics.default_perceptual`) takes its place, with a note naming both."""
     if isinstance(metrics, str):
         metrics = (metrics,)
     out = []
@@ -147,12 +159,16 @@ def resolve_metrics(metrics: Sequence[str], notes: list[str], *, size: int | Non
         if name == "lpips":
             reason = lpips_unavailable()
             if reason:
-                notes.append(f"LPIPS unavailable: {reason}")
-                continue
-            if lpips_random_backbone():
+                name = default_perceptual()
+                notes.append(f"LPIPS unavailable: {reason}; {name} reported instead")
+            elif lpips_random_backbone():
                 notes.append("LPIPS on a RANDOM seeded backbone (SDLAB_LPIPS_RANDOM_BACKBONE=1): plumbing only")
-            if size is not None and size < LPIPS_MIN_SIZE:
+            if name == "lpips" and size is not None and size < LPIPS_MIN_SIZE:
                 notes.append(f"images upsampled to {LPIPS_MIN_SIZE} px for LPIPS")
+        elif name in PERCEPTUAL_FALLBACKS and (reason := metric_unavailable(name)):
+            raise SdlabError(
+                f"metric {name} is unavailable: {reason}", metric=name, hint=f"install it or leave {name} out"
+            )
         if name not in out:
             out.append(name)
     return tuple(out)
@@ -173,12 +189,13 @@ def distances(
 
 
 def start_runs(
-    metrics: Sequence[str], notes: list[str], *, size: Any, **settings: Any
+    metrics: Sequence[str], notes: list[str], settings: RunSettings, **runner_settings: Any
 ) -> tuple[Runner, tuple[str, ...]]:
-    """An experiment's :class:`~sdlab.measure.runs.Runner` (``settings``: its keyword arguments) and the metrics
-    it can report (:func:`resolve_metrics`, told the model's image side when ``size`` is its default)."""
-    runner = Runner(size=size, **settings)
-    side = min(runner.sd.default_size) if size is None else None
+    """An experiment's :class:`~sdlab.measure.runs.Runner` (its run ``settings`` and ``runner_settings``: prompt,
+    seeds, cfg, total) and the metrics it can report (:func:`resolve_metrics`, told the model's image side when
+    the size is its default)."""
+    runner = settings.runner(**runner_settings)
+    side = min(runner.sd.default_size) if settings.size is None else None
     return runner, resolve_metrics(metrics, notes, size=side)
 
 

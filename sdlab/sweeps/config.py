@@ -68,7 +68,8 @@ __all__ = [
 ]
 
 REFERENCE_MODES = ("default", "highest", "none")
-IMAGE_METRICS = ("ssim", "psnr", "lpips")  # the metrics measured on decoded images (latent_rmse is on latents)
+# the metrics measured on decoded images (latent_rmse is on latents)
+IMAGE_METRICS = ("ssim", "psnr", "lpips", "flip", "ms_ssim")
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ import numpy as np
 from sdlab import limits
 from sdlab.embedded import pipeline_dir
 from sdlab.errors import SdlabError, closest
-from sdlab.experiments import DEFAULT_REFERENCE, Reference, lpips_unavailable
+from sdlab.experiments import DEFAULT_REFERENCE, Reference
 from sdlab.generation import check_run, load, schedule_for
+from sdlab.measure.metrics import default_perceptual, metric_unavailable
 from sdlab.models.loading import folder_sha256, resolve_device, sha256_file
 from sdlab.samplers import resolve_sampler
 from sdlab.sweeps.cells import Cell, SweepRun
@@ -132,16 +133,18 @@ def _reference_run(c: SweepConfig, base: dict[str, Any]) -> tuple[SweepRun | Non
 def _resolve_metrics(c: SweepConfig, override: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     wanted = tuple(override) if override is not None else c.metrics
     if wanted is None:
-        wanted = ("latent_rmse", "ssim", "psnr") + (("lpips",) if lpips_unavailable() is None else ())
+        wanted = ("latent_rmse", "ssim", "psnr", default_perceptual())  # LPIPS, or its offline stand-in, named
     else:
         bad = [m for m in wanted if m not in ("latent_rmse", *IMAGE_METRICS)]
         if bad:
             raise SdlabError(f"unknown metric {bad[0]!r}", key="metrics", hint=closest(str(bad[0]), IMAGE_METRICS))
-    if "lpips" in wanted or "lpips" in c.step_image_metrics:
-        reason = lpips_unavailable()
+    for name in dict.fromkeys((*wanted, *c.step_image_metrics)):
+        reason = None if name == "latent_rmse" else metric_unavailable(name)
         if reason:
             raise SdlabError(
-                f"LPIPS is unavailable: {reason}", key="metrics", hint="cache the backbone, or leave lpips out"
+                f"metric {name} is unavailable: {reason}",
+                key="metrics",
+                hint=f"install what it needs, or leave {name} out",
             )
     return tuple(dict.fromkeys(wanted)), c.step_image_metrics
 
