@@ -5,6 +5,8 @@
 ...                         seeds=[1, 2])                           # the embedded model by default
 >>> result.images.shape                                             # (batch, 3, H, W) in [0, 1]
 torch.Size([2, 3, 64, 64])
+
+Every argument is checked before any model work; :func:`check_run` dry-runs a sampler on its schedule.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import operator
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ __all__ = [
     "init_noise_scale",
     "GenerateResult",
     "Trajectory",
+    "trajectory_storage",
 ]
 
 MAX_STEPS = 1000
@@ -145,9 +148,6 @@ def schedule_for(
     steps: int,
     model: Any = None,
     *,
-    sigma_min: float | None = None,
-    sigma_max: float | None = None,
-    rho: float | None = None,
     always_discard_penultimate: bool = False,
     **schedule_options: Any,
 ) -> tuple[Tensor, str]:
@@ -155,6 +155,8 @@ def schedule_for(
 
     "Automatic" takes the schedule the name carries ("DPM++ 2M Karras"), else the sampler's A1111 default; A1111's
     DDIM, PLMS and UniPC then run on their own fixed timesteps (given here as the matching sigmas).
+    ``schedule_options`` go to :func:`sdlab.schedules.get_sigmas` (sigma_min, sigma_max, rho, dtype, ...), for a
+    diffusers scheduler to its sigmas (the scheduler's own options).
     """
 
     resolved = resolve_sampler(sampler)
@@ -172,17 +174,8 @@ def schedule_for(
             return TIMESTEP_SIGMAS[info.key](model, steps), f"{info.key} timesteps"
         else:
             name = info.default_schedule
-    sigmas = get_sigmas(
-        name,
-        steps,
-        model,
-        sigma_min=sigma_min,
-        sigma_max=sigma_max,
-        rho=rho,
-        discard_penultimate=resolved.discard_penultimate or always_discard_penultimate,
-        **schedule_options,
-    )
-    return sigmas, name
+    discard = resolved.discard_penultimate or always_discard_penultimate
+    return get_sigmas(name, steps, model, discard_penultimate=discard, **schedule_options), name
 
 
 def check_run(sampler: str | ResolvedSampler, schedule: str, steps: int, model: Any, **sampler_options: Any) -> Tensor:
@@ -248,9 +241,14 @@ class _LCMTable:
 
 @dataclass
 class Trajectory:
-    """One image's path through sampling: per step i, sigma, the latent x, the denoised prediction, NFE, time."""
+    """One image's path through sampling: per step i, sigma, the latent x, the denoised prediction, NFE, time.
+
+    Latents and predictions sit on the CPU (float32, or :func:`generate`'s ``trajectory_dtype``); decoded images
+    only when asked (``keep=True``), in ``images[(which, mode)][step]``: 50 SDXL steps hold 25 MiB, not 600 MiB.
+    """
 
     steps: list[dict[str, Any]] = field(default_factory=list)
+    images: dict[tuple[str, str], dict[int, Tensor]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -262,9 +260,32 @@ class Trajectory:
         """Stacked latents (steps, C, h, w): ``which`` is "denoised" (the x0 prediction) or "x"."""
         return torch.stack(self.column(which))
 
-    def decode(self, model: Any, *, which: str = "denoised", mode: str = "full") -> Tensor:
-        """Images (steps, 3, H, W) in [0, 1]: ``mode`` "full" (the VAE), "tiny" (TAESD) or "preview" (linear)."""
-        return model.decode_as(self.latents(which), mode)
+    def decode(self, model: Any, *, which: str = "denoised", mode: str = "full", keep: bool = False) -> Tensor:
+        """Images (steps, 3, H, W) in [0, 1]: ``mode`` "full" (the VAE), "tiny" (TAESD) or "preview" (linear).
+        All at once (:meth:`decoded`: one at a time); the kept ones if every step is kept; ``keep=True`` keeps."""
+        kept = self.images.get((which, mode), {})
+        if len(self) and all(i in kept for i in range(len(self))):
+            return torch.stack([kept[i] for i in range(len(self))])
+        images = model.decode_as(self.latents(which), mode)
+        if keep:
+            self.keep(which, mode, range(len(self)), images)
+        return images
+
+    def decoded(self, model: Any, *, which: str = "denoised", mode: str = "full") -> Iterator[tuple[int, Tensor]]:
+        """(step, image (3, H, W) in [0, 1]) step by step, each decoded when reached (or as kept), none kept."""
+        kept = self.images.get((which, mode), {})
+        for i, step in enumerate(self.steps):
+            yield i, kept[i] if i in kept else model.decode_as(step[which][None], mode)[0]
+
+    def keep(self, which: str, mode: str, steps: Iterable[int], images: Tensor) -> None:
+        """Keep decoded ``images`` (one per step in ``steps``) under (which, mode)."""
+        self.images.setdefault((which, mode), {}).update(zip(steps, images, strict=True))
+
+    def nbytes(self) -> int:
+        """Bytes of the tensors held (latents, predictions, kept images), each storage once."""
+        tensors = [v for s in self.steps for v in s.values() if isinstance(v, Tensor)]
+        tensors += [image for kept in self.images.values() for image in kept.values()]
+        return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())
 
 
 @dataclass
@@ -333,6 +354,7 @@ def generate(
     size: tuple[int, int] | str | None = None,
     model: Any = None,
     trajectory: bool = False,
+    trajectory_dtype: Any = None,
     batch_size: int | None = None,
     rng: str = "GPU",
     ensd: int = 0,
@@ -360,7 +382,8 @@ def generate(
     slice the schedule, ``add_noise=False`` continues ``latents`` as they are, ``return_leftover_noise=True``
     stops at the slice's last sigma instead of denoising to 0. Extra keyword arguments go to the sampler (eta,
     s_churn, s_noise, solver_type, ...). With ``trajectory=True`` each image's per-step latents, denoised
-    predictions, NFE and wall time are recorded. ``batch_size`` images are sampled at once (None: all of them).
+    predictions, NFE and wall time are recorded, on the CPU at ``trajectory_dtype`` (None: float32, as sampled;
+    "float16" halves their memory); no decoded image is kept. ``batch_size`` images are sampled at once (None: all).
 
     Every argument is checked before any model work, those that need the model (latents' shape, CLIP skip's
     range) right after loading it, and a size over :func:`sdlab.limits.check_image`'s bounds is refused before
@@ -372,15 +395,16 @@ def generate(
         progress=progress, return_leftover_noise=return_leftover_noise,
         always_discard_penultimate=always_discard_penultimate,
     )  # fmt: skip
+    keep_dtype = trajectory_storage(trajectory_dtype, sampler=a.resolved.label)
     resolved, seeds, ensd, clip_skip = a.resolved, a.seeds, a.ensd, a.clip_skip
     add_noise, return_leftover_noise = bool(add_noise), bool(return_leftover_noise)
     sd = load(model, device=device, dtype=dtype)
     width, height = _check_for_model(sd, a.size, clip_skip, latents, len(seeds), resolved.label)
+    diffusers = resolved.front_end == "diffusers"  # the scheduler's own options; no sigma range or rho of ours
+    schedule_options = sampler_options if diffusers else {"sigma_min": sigma_min, "sigma_max": sigma_max, "rho": rho}
     sigmas, schedule_resolved = schedule_for(
-        resolved, schedule, steps, sd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho,
-        always_discard_penultimate=always_discard_penultimate,
-        **(sampler_options if resolved.front_end == "diffusers" else {}),
-    )  # fmt: skip
+        resolved, schedule, steps, sd, always_discard_penultimate=always_discard_penultimate, **schedule_options
+    )
     sigmas = _slice(sigmas, a.start_step, a.end_step, return_leftover_noise, resolved.label)
     common = dict(
         sampler=str(sampler), sampler_key=resolved.info.key, schedule=schedule, schedule_resolved=schedule_resolved,
@@ -394,9 +418,9 @@ def generate(
     specs = [RunSpec(prompt=p, seed=s, negative_prompt=n, **common) for p, n, s in pairs]
     t0 = time.perf_counter()
     run = dict(cfg=cfg, width=width, height=height, rng=rng, ensd=ensd, clip_skip=clip_skip, add_noise=add_noise,
-               trajectory=trajectory, options=sampler_options)  # fmt: skip
+               trajectory=keep_dtype if trajectory else None, options=sampler_options)  # fmt: skip
     images, finals, trajs, nfe = _sample_batches(
-        sd, resolved, sigmas, seeds, a.prompts, a.negatives, latents, a.batch_size or len(seeds), run,
+        sd, resolved, sigmas, _PerImage(seeds, a.prompts, a.negatives, latents), a.batch_size or len(seeds), run,
         decode=decode, leftover=return_leftover_noise, progress=progress,
     )  # fmt: skip
     imgs, lat = (torch.cat(images) if images else torch.empty(0)), torch.cat(finals)
@@ -489,14 +513,28 @@ def _check_for_model(
     return width, height
 
 
+@dataclass(frozen=True)
+class _PerImage:
+    """Each image's own inputs, in batch order: its seed, prompt, negative prompt and starting latent (or None)."""
+
+    seeds: list[int]
+    prompts: list[str]
+    negatives: list[str]
+    latents: Tensor | None
+
+    def batches(self, size: int) -> Iterator[_PerImage]:
+        """The images ``size`` at a time, in order."""
+        for b in range(0, len(self.seeds), size):
+            sl = slice(b, b + size)
+            latents = None if self.latents is None else self.latents[sl]
+            yield _PerImage(self.seeds[sl], self.prompts[sl], self.negatives[sl], latents)
+
+
 def _sample_batches(
     sd: Any,
     resolved: ResolvedSampler,
     sigmas: Tensor,
-    seeds: list[int],
-    prompts: list[str],
-    negatives: list[str],
-    latents: Tensor | None,
+    inputs: _PerImage,
     batch_size: int,
     run: dict[str, Any],
     *,
@@ -507,19 +545,15 @@ def _sample_batches(
     """Sample ``batch_size`` images at a time: decoded images, final latents, trajectories and the NFE (or None)."""
     images, finals, trajs = [], [], []
     nfe: int | None = 0
-    bar = _progress(len(seeds), progress, resolved.label)
-    for b in range(0, len(seeds), batch_size):
-        sl = slice(b, b + batch_size)
-        part = None if latents is None else latents[sl]
-        x, denoised_last, batch_trajs, batch_nfe = _run_batch(
-            sd, resolved, sigmas, seeds[sl], prompts[sl], negatives[sl], latents=part, **run
-        )
+    bar = _progress(len(inputs.seeds), progress, resolved.label)
+    for batch in inputs.batches(batch_size):
+        x, denoised_last, batch_trajs, batch_nfe = _run_batch(sd, resolved, sigmas, batch, **run)
         finals.append(x.float().cpu())
         nfe = None if nfe is None or batch_nfe is None else nfe + batch_nfe  # unknown stays unknown
         if decode:
             images.append(sd.decode(denoised_last if leftover else x))
         trajs.extend(batch_trajs)
-        bar.update(len(seeds[sl]))
+        bar.update(len(batch.seeds))
     bar.close()
     return images, finals, trajs, nfe
 
@@ -528,9 +562,7 @@ def _run_batch(
     sd: Any,
     resolved: ResolvedSampler,
     sigmas: Tensor,
-    seeds: list[int],
-    prompts: list[str],
-    negatives: list[str],
+    batch: _PerImage,
     *,
     cfg: float,
     width: int,
@@ -539,11 +571,11 @@ def _run_batch(
     ensd: int,
     clip_skip: int,
     add_noise: bool,
-    latents: Tensor | None,
-    trajectory: bool,
+    trajectory: torch.dtype | None,
     options: dict[str, Any],
 ) -> tuple[Tensor, Tensor, list[Trajectory], int | None]:
-
+    """Sample one batch: the final latents, the last denoised prediction, trajectories and the NFE (or None)."""
+    seeds, latents = batch.seeds, batch.latents
     shape = sd.latent_shape(width, height)
     options = dict(options)
     if resolved.front_end == "diffusers":  # diffusers' way: one CPU generator per image, initial noise then steps
@@ -555,7 +587,7 @@ def _run_batch(
         noise = image_rng.first().to(device=sd.device, dtype=torch.float32)
     base = torch.zeros_like(noise) if latents is None else latents.to(device=sd.device, dtype=torch.float32)
     x = base + noise * init_noise_scale(resolved, sigmas).to(noise) if add_noise else base
-    cond = sd.encode_prompt(prompts, negatives, clip_skip=clip_skip, size=(width, height))
+    cond = sd.encode_prompt(batch.prompts, batch.negatives, clip_skip=clip_skip, size=(width, height))
     if resolved.cfg_divisor != 1:
         cfg = cfg / resolved.cfg_divisor  # A1111's DDIM CFG++ reads the CFG scale divided by 12.5 (7 -> 0.56)
     denoiser = sd.denoiser(cond, cfg, lcm=resolved.lcm_denoiser)
@@ -572,10 +604,10 @@ def _run_batch(
 
     def record(info: dict[str, Any]) -> None:
         last["denoised"] = info["denoised"]
-        if not trajectory:
+        if trajectory is None:
             return
         now, nfe = time.perf_counter() - t0, evaluations(denoiser)
-        xs, ds = info["x"].detach().float().cpu(), info["denoised"].detach().float().cpu()
+        xs, ds = _per_image_on_cpu(info["x"], trajectory), _per_image_on_cpu(info["denoised"], trajectory)
         sigma_hat = info.get("sigma_hat", info["sigma"])
         for k, tr in enumerate(trajs):
             tr.steps.append(
@@ -593,6 +625,22 @@ def _run_batch(
     out = sample(denoiser, x, sigmas.to(sd.device), resolved, callback=record, noise_sampler=noise_sampler, **options)
     out = _final_latent(resolved, sigmas, out)
     return out, last.get("denoised", out), trajs, evaluations(denoiser)
+
+
+def trajectory_storage(dtype: Any, *, sampler: str | None = None) -> torch.dtype:
+    """The dtype a trajectory keeps latents and predictions at: ``dtype`` (None: float32), a float dtype."""
+    name = "float32" if dtype is None else str(dtype).removeprefix("torch.")
+    if name not in ("float32", "float16", "bfloat16", "float64"):
+        hint = 'None (float32, as sampled) or "float16" (half the memory, about 3 significant digits)'
+        raise SdlabError("trajectory_dtype must be a float dtype", sampler=sampler, trajectory_dtype=dtype, hint=hint)
+    return getattr(torch, name)
+
+
+def _per_image_on_cpu(batch: Tensor, dtype: torch.dtype) -> list[Tensor]:
+    """Each image of ``batch`` on the CPU at ``dtype`` (cast on the device: less to copy), each in storage of its
+    own so that one image's trajectory never holds the whole batch."""
+    batch = batch.detach().to(dtype).cpu()
+    return [batch[0]] if len(batch) == 1 else [image.clone() for image in batch]
 
 
 def evaluations(denoiser: Any) -> int | None:
