@@ -13,6 +13,7 @@ from sdlab.embedded.training import evaluate as embedded_eval
 from sdlab.errors import SdlabError
 from sdlab.generation import generate
 from sdlab.lab.report import build_report
+from sdlab.rerun import rerun
 from sdlab.samplers import list_samplers
 from sdlab.schedules import list_schedules
 from sdlab.sweeps import run_sweep, summarize
@@ -21,24 +22,31 @@ from sdlab.viz.display import image_grid, save_image
 __all__ = ["main"]
 
 
+# generate's defaults for the flags that --from leaves to the image unless given
+_GENERATE_DEFAULTS = {
+    "negative": "", "sampler": "DPM++ 2M", "schedule": "Automatic", "steps": 20, "cfg": 7.0, "rng": "GPU",
+    "clip_skip": 1,
+}  # fmt: skip
+# flag -> generate's argument
+_GENERATE_NAMES = {
+    "prompt": "prompt", "negative": "negative_prompt", "sampler": "sampler", "schedule": "schedule",
+    "steps": "steps", "cfg": "cfg", "seed": "seeds", "size": "size", "rng": "rng", "clip_skip": "clip_skip",
+}  # fmt: skip
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     options = dict(_option(item) for item in args.option or [])
-    result = generate(
-        args.prompt,
-        negative_prompt=args.negative,
-        sampler=args.sampler,
-        schedule=args.schedule,
-        steps=args.steps,
-        cfg=args.cfg,
-        seeds=args.seed or [0],
-        size=args.size,
-        model=args.model,
-        rng=args.rng,
-        clip_skip=args.clip_skip,
-        device=args.device,
-        progress=not args.quiet,
-        **options,
-    )
+    given = {name: getattr(args, flag) for flag, name in _GENERATE_NAMES.items() if getattr(args, flag) is not None}
+    run = dict(model=args.model, device=args.device, progress=not args.quiet)
+    if args.source is not None:  # re-run an image, with the flags given overriding its fields
+        result = rerun(args.source, ignore=args.ignore or (), **given, **options, **run)
+    else:
+        if args.prompt is None:
+            raise SdlabError("generate needs --prompt (or --from IMAGE.png)", hint="e.g. --prompt 'a cat'")
+        if args.ignore:
+            raise SdlabError("--ignore is for --from", hint="leave --ignore out")
+        defaults = {_GENERATE_NAMES[flag]: value for flag, value in _GENERATE_DEFAULTS.items()}
+        result = generate(**{**defaults, "seeds": [0], **given, **options}, **run)
     for path in result.save(args.out):
         print(path)
     return 0
@@ -137,17 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", parents=[common], help="generate PNGs (A1111 infotext + sdlab spec inside)")
-    g.add_argument("--prompt", required=True)
-    g.add_argument("--negative", default="")
-    g.add_argument("--sampler", default="DPM++ 2M", help="A1111, ComfyUI or k_ name, e.g. 'Euler a', dpmpp_2m")
-    g.add_argument("--schedule", default="Automatic", help="e.g. Karras, Exponential, sgm_uniform")
-    g.add_argument("--steps", type=int, default=20)
-    g.add_argument("--cfg", type=float, default=7.0)
-    g.add_argument("--seed", type=int, action="append", help="repeat for several images")
+    g.add_argument("--prompt", default=None, help="required unless --from")
+    g.add_argument(
+        "--from", dest="source", default=None, metavar="IMAGE",
+        help="re-run a PNG from A1111 or sdlab (or an infotext file's text); the flags given override its fields",
+    )  # fmt: skip
+    g.add_argument("--ignore", action="append", metavar="FIELD", help="with --from: run without this infotext field")
+    g.add_argument("--negative", default=None)
+    g.add_argument("--sampler", default=None, help="A1111, ComfyUI or k_ name, e.g. 'Euler a', dpmpp_2m (DPM++ 2M)")
+    g.add_argument("--schedule", default=None, help="e.g. Karras, Exponential, sgm_uniform (Automatic)")
+    g.add_argument("--steps", type=int, default=None, help="(20)")
+    g.add_argument("--cfg", type=float, default=None, help="(7)")
+    g.add_argument("--seed", type=int, action="append", help="repeat for several images (0)")
     g.add_argument("--size", default=None, help="WIDTHxHEIGHT (default: the model's native size)")
     g.add_argument("--model", default=None, help="hub id, diffusers folder or .safetensors file (default: embedded)")
-    g.add_argument("--rng", default="GPU", choices=["GPU", "CPU", "NV"], help="A1111's random number source")
-    g.add_argument("--clip-skip", type=int, default=1)
+    g.add_argument("--rng", default=None, choices=["GPU", "CPU", "NV"], help="A1111's random number source (GPU)")
+    g.add_argument("--clip-skip", type=int, default=None, help="(1)")
     g.add_argument("--device", default=None)
     g.add_argument("--option", action="append", help="sampler option NAME=VALUE, e.g. eta=0.5")
     g.add_argument("--out", required=True)

@@ -563,3 +563,64 @@ def test_from_a1111_refuses_what_it_cannot_rerun(line, message):
 
     with pytest.raises(SdlabError, match=message):
         from_a1111(parse_infotext("cat\n" + line))
+
+
+# --- the corpus re-run (sdlab.rerun.read_run) ----------------------------------------------------------------
+
+
+def test_the_a1111_corpus_maps_every_field_sdlab_runs():
+    from sdlab.rerun import read_run
+
+    with pytest.raises(SdlabError, match="field='prompt'.*<lora:fox_v2:0.8>"):
+        read_run(A1111_TEXT)  # the LoRA tag: sdlab loads no extra networks
+    params = dict(A1111_PARSED, prompt=A1111_PARSED["prompt"].replace("<lora:fox_v2:0.8>, ", ""))
+    for field in ("Lora hashes", "Variation seed strength", "VAE"):  # each named in turn, then left out
+        with pytest.raises(SdlabError, match=f"field='{field}'"):
+            read_run(params)
+        params = {k: v for k, v in params.items() if k != field}
+    kwargs = read_run(params)
+    assert kwargs == {
+        "prompt": "masterpiece, a red fox in the snow, (detailed fur:1.2)\nwinter forest",
+        "negative_prompt": "lowres, bad anatomy, watermark",
+        "sampler": "Euler a",
+        "schedule": "Karras",
+        "steps": 30,
+        "cfg": 7.0,
+        "seeds": [3407],
+        "size": (512, 768),
+        "clip_skip": 2,
+        "rng": "NV",
+        "ensd": 31337,
+        "sigma_min": None,
+        "sigma_max": None,
+        "rho": 5.0,
+        "eta": 0.67,
+    }
+
+
+def test_the_representative_params_map_what_generate_runs():
+    from sdlab.rerun import read_run
+
+    with pytest.raises(SdlabError, match="field='Seed resize from'"):
+        read_run(REPRESENTATIVE)
+    with pytest.raises(SdlabError, match="field='Tiling'"):
+        read_run(REPRESENTATIVE, ignore=["Seed resize from"])
+    with pytest.raises(SdlabError, match="field='Custom key'"):
+        read_run(REPRESENTATIVE, ignore=["Seed resize from", "Tiling"])
+    kwargs = read_run(REPRESENTATIVE, ignore=["Seed resize from", "Tiling", "Custom key", "Empty", "Spaced",
+                                              "Leading quote"])  # fmt: skip
+    assert (kwargs["sampler"], kwargs["schedule"], kwargs["steps"], kwargs["cfg"]) == (
+        "DPM++ 2M SDE",
+        "Exponential",
+        20,
+        6.5,
+    )
+    assert (kwargs["seeds"], kwargs["size"], kwargs["rng"], kwargs["clip_skip"]) == (
+        [4294967295],
+        (1024, 576),
+        "CPU",
+        1,
+    )
+    assert (kwargs["sigma_min"], kwargs["sigma_max"], kwargs["rho"]) == (0.0292, 14.6146, 7.0)
+    assert kwargs["always_discard_penultimate"] is True and kwargs["eta"] == 1.0
+    assert kwargs["prompt"] == REPRESENTATIVE["prompt"] and kwargs["negative_prompt"] == "blurry\nextra limbs"

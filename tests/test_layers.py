@@ -33,6 +33,7 @@ FLOORS: dict[str, int] = {
     "sdlab.spec": 4,
     "sdlab.infotext": 4,
     "sdlab.generation": 4,
+    "sdlab.rerun": 4,
     "sdlab.measure": 5,
     "sdlab.metrics": 5,
     "sdlab.experiments": 5,

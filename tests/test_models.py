@@ -103,6 +103,14 @@ def test_single_safetensors_file_in_a1111_layout(models, sd1_folder, tmp_path):
     torch.testing.assert_close(single.decode(out_single), folder.decode(out_folder), rtol=1e-4, atol=1e-4)
 
 
+def test_a_file_of_no_published_width_needs_config(models, tmp_path):
+    """The tiny test model's file is recognised as SD 1.x, but its widths are no published architecture's."""
+    file = save_single_file(models["sd1"].pipe, tmp_path / "tiny.safetensors")
+    with pytest.raises(SdlabError, match="widths are not those of SD1") as info:
+        load_model(file, device="cpu")
+    assert "config=" in str(info.value)
+
+
 def test_pickles_need_allow_pickle(models, sd1_folder, tmp_path):
     from sdlab.testing import original_sd_state_dict
 

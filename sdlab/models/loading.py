@@ -8,9 +8,11 @@
 >>> images = model.decode(sampler(denoiser, x, sigmas))             # (1, 3, 512, 512) in [0, 1]
 
 Sources: ``None``/"embedded" (sdlab's small model), a hub id or diffusers folder, a ``.safetensors`` single
-file (its diffusers config from ``config=``, or the hub's default for its architecture), or a pickled
-``.ckpt``/``.pt`` with ``allow_pickle=True``. Offline (``SDLAB_OFFLINE=1``, ``HF_HUB_OFFLINE=1`` or
-``local_files_only=True``; :func:`sdlab.environment.offline`) only the local Hugging Face cache is read.
+file in the original layout (SD 1.x, SD 2.x eps or v, SDXL base: recognised from its keys and shapes and built
+from the configs sdlab carries, :mod:`.architectures`, offline; ``config=`` hands it to diffusers' converter with
+that config instead), or a pickled ``.ckpt``/``.pt`` with ``allow_pickle=True``. Offline (``SDLAB_OFFLINE=1``,
+``HF_HUB_OFFLINE=1`` or ``local_files_only=True``; :func:`sdlab.environment.offline`) only the local Hugging Face
+cache is read.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import json
 import math
 import pickle
 import re
-import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,12 @@ from sdlab.models.denoisers import (
 )
 from sdlab.models.preview import linear_preview, normalised_preview, preview_coefficients
 from sdlab.models.prompts import Conditioning, encode_prompt
+from sdlab.models.single_file import (
+    SingleFileArchitecture,
+    load_original,
+    read_safetensors_header,
+    recognise_single_file,
+)
 
 __all__ = [
     "SDModel",
@@ -54,6 +61,8 @@ __all__ = [
     "sha256_file",
     "folder_sha256",
     "KINDS",
+    "recognise_single_file",
+    "SingleFileArchitecture",
 ]
 
 DECODE_MODES = ("full", "tiny", "preview")  # the VAE; TAESD (tiny_vae.py); A1111's linear "Approx cheap"
@@ -427,8 +436,11 @@ def load_model(
 ) -> SDModel:
     """Load an SD 1.x / 2.x / XL checkpoint as an :class:`SDModel` (see the module docstring for sources).
 
-    ``revision`` pins a hub commit, branch or tag; ``config`` gives a single file its diffusers config (a
-    local folder or hub id of the same architecture; needed offline unless that config is cached);
+    ``revision`` pins a hub commit, branch or tag; ``config`` gives a single file a diffusers config of its
+    own (a local folder or hub id of the same architecture), read by diffusers' converter; without it sdlab
+    recognises SD 1.x, SD 2.x and SDXL base files itself (:func:`recognise_single_file`), offline; the
+    prediction type comes from a ``.yaml`` beside the file (A1111's rule), a ``v_pred`` key, the file's
+    ``modelspec.prediction_type`` metadata, else for SD 2.x A1111's test forward pass (``_probe_v_prediction``);
     ``variant`` picks weight files such as ``"fp16"``; ``device``/``dtype`` default to CUDA fp16, MPS fp16 or
     CPU fp32.
     """
@@ -586,42 +598,6 @@ def _load_folder(folder: Path, *, dtype: torch.dtype, variant: str | None) -> An
         ) from exc
 
 
-def read_safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a ``.safetensors`` file, checked against the file's size (SdlabError if damaged)."""
-    hint = "the file is truncated or corrupt: download it again"
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise SdlabError("not a safetensors file (too short)", file=str(path), hint=hint)
-            (n,) = struct.unpack("<Q", head)
-            if n > size - 8:
-                raise SdlabError(
-                    "damaged safetensors header", file=str(path), header_bytes=n, file_bytes=size, hint=hint
-                )
-            header = json.loads(f.read(n))
-    except SdlabError:
-        raise
-    except OSError as exc:
-        raise SdlabError(f"cannot read {path.name}: {exc}", file=str(path)) from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SdlabError("damaged safetensors header", file=str(path), hint=hint) from exc
-    try:
-        entries = [v for k, v in header.items() if k != "__metadata__"]
-        well_formed = all(isinstance(v["shape"], list) for v in entries)
-        end = max((int(v["data_offsets"][1]) for v in entries), default=0)
-    except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
-        raise SdlabError("damaged safetensors header", file=str(path), hint=hint) from exc
-    if not well_formed:
-        raise SdlabError("damaged safetensors header", file=str(path), hint=hint)
-    if 8 + n + end > size:
-        raise SdlabError(
-            "truncated safetensors file", file=str(path), expected_bytes=8 + n + end, file_bytes=size, hint=hint
-        )
-    return header
-
-
 def _checkpoint_shapes(path: Path) -> dict[str, Tensor]:
     """Every tensor of a single-file checkpoint as an empty meta tensor of its shape (no weights read)."""
     if path.suffix.lower() == ".safetensors":
@@ -661,15 +637,11 @@ def _config_folder(config: str | Path, *, offline: bool, file: Path) -> Path:
 
 
 def _load_single_file(path: Path, *, config: str | Path | None, dtype: torch.dtype, offline: bool) -> Any:
-    """A diffusers pipeline from one original-layout (A1111 / CompVis) checkpoint file."""
-    import diffusers
-    from diffusers.loaders.single_file_utils import (
-        DIFFUSERS_DEFAULT_PIPELINE_PATHS,
-        SingleFileComponentError,
-        infer_diffusers_model_type,
-    )
-    from safetensors import SafetensorError
+    """A diffusers pipeline from one original-layout (A1111 / CompVis / SGM) checkpoint file.
 
+    Without ``config`` the architecture is recognised from the file's keys and shapes and built from the
+    configs sdlab carries (:mod:`.architectures`), offline; with it, diffusers' converter reads the file.
+    """
     shapes = _checkpoint_shapes(path)
     if not any(k.startswith("model.diffusion_model.") for k in shapes):
         raise SdlabError(
@@ -677,6 +649,19 @@ def _load_single_file(path: Path, *, config: str | Path | None, dtype: torch.dty
             file=str(path),
             hint="LoRAs, VAEs and embeddings are not checkpoints; pass a full model",
         )
+    if config is None:
+        return load_original(path, shapes, dtype=dtype)
+    return _load_with_config(path, shapes, config=config, dtype=dtype, offline=offline)
+
+
+def _load_with_config(
+    path: Path, shapes: dict[str, Tensor], *, config: str | Path, dtype: torch.dtype, offline: bool
+) -> Any:
+    """diffusers' ``from_single_file`` with the diffusers config folder or hub id ``config``."""
+    import diffusers
+    from diffusers.loaders.single_file_utils import SingleFileComponentError, infer_diffusers_model_type
+    from safetensors import SafetensorError
+
     model_type = infer_diffusers_model_type(shapes)
     if model_type not in _SUPPORTED_SINGLE_FILES:
         raise SdlabError(
@@ -684,8 +669,6 @@ def _load_single_file(path: Path, *, config: str | Path | None, dtype: torch.dty
             file=str(path),
             hint="sdlab supports " + ", ".join(_SUPPORTED_SINGLE_FILES.values()) + " text-to-image checkpoints",
         )
-    if config is None:  # diffusers' reference config for the architecture (SD 2.x: the 768-v model)
-        config = DIFFUSERS_DEFAULT_PIPELINE_PATHS[model_type]["pretrained_model_name_or_path"]
     folder = _config_folder(config, offline=offline, file=path)
     try:
         class_name = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
@@ -772,5 +755,7 @@ def _pipeline_sha256(pipe: Any) -> str:
             for key, value in sorted(component.state_dict().items()):
                 digest.update(f"{name}.{key}:{value.dtype}:{tuple(value.shape)}\n".encode())
                 digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    digest.update(json.dumps(dict(pipe.scheduler.config), sort_keys=True, default=str).encode())
+    # diffusers' private config keys ("_use_default_values" is a list in set order) differ from process to process
+    config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     return digest.hexdigest()
