@@ -133,6 +133,7 @@ def test_save_figure_writes_html_with_thumbnails_and_png(conv, tmp_path, monkeyp
     assert "plotly_hover" in html and "image-rendering:pixelated" in html  # the hover-image script
     assert 'src="plotly.min.js"' in html and (tmp_path / "charts" / "plotly.min.js").exists()
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(paths[1]).mode == "P"  # a chart in at most 256 colours: a third of the bytes
     inline = C.save_figure(fig, tmp_path / "inline.html", plotlyjs=True, png=False)
     assert [p.name for p in inline] == ["inline.html"] and "plotly.min.js" not in inline[0].read_text()[:2000]
     mpl = C.save_figure(C.convergence_chart(table, backend="matplotlib"), tmp_path / "print")
@@ -342,17 +343,18 @@ def test_show_chart_widget_bundle_keeps_a_static_fallback(conv, monkeypatch):
     assert _captured(monkeypatch, C.convergence_chart(table), "none") == []
 
 
-_HOVER_AT_STEP_10 = """setTimeout(function () {
+_HOVER_AT_STEP_5 = """setTimeout(function () {
   var gd = document.getElementById('{plot_id}');
   var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, drag = gd.querySelector('.nsewdrag');
   var r = drag.getBoundingClientRect();
-  drag.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + xa.d2p(10), clientY: r.top + ya.d2p(0.1),
+  drag.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + xa.d2p(5), clientY: r.top + ya.d2p(0.2),
                                                   bubbles: true}));
 }, 300);"""
 
 
-@pytest.mark.slow
-def test_hover_script_swaps_the_image_in_a_headless_browser(tmp_path):
+def _blue_at_10_in_a_browser(tmp_path, *scripts: str) -> tuple[str, torch.Tensor]:
+    """A two-point chart (a black image at 5 steps, a blue one at 10) with ``scripts`` after it, as the DOM a
+    headless Chromium leaves (skips without one), and the blue image."""
     import shutil
     import subprocess
 
@@ -368,7 +370,7 @@ def test_hover_script_swaps_the_image_in_a_headless_browser(tmp_path):
     blue[2] = 1
     fig = C.convergence_chart(pd.DataFrame(rows), images={"i5": torch.zeros(3, 8, 8), "i10": blue})
     page = tmp_path / "hover.html"
-    fig.write_html(page, include_plotlyjs="directory", post_script=[C.HOVER_IMAGE_JS, _HOVER_AT_STEP_10])
+    fig.write_html(page, include_plotlyjs="directory", post_script=list(scripts))
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom"]
     try:
         dom = subprocess.run([*cmd, page.as_uri()], capture_output=True, text=True, timeout=60).stdout
@@ -376,9 +378,23 @@ def test_hover_script_swaps_the_image_in_a_headless_browser(tmp_path):
         pytest.skip("headless Chromium did not answer")
     if "plotly-graph-div" not in dom:
         pytest.skip("headless Chromium did not render the page")
+    return dom, blue
+
+
+@pytest.mark.slow
+def test_hover_script_swaps_the_image_in_a_headless_browser(tmp_path):
+    dom, _ = _blue_at_10_in_a_browser(tmp_path, C.HOVER_IMAGE_JS, _HOVER_AT_STEP_5)
     src = dom.split('<img src="', 1)[1].split('"', 1)[0]  # the panel's image, set by the hover script
-    assert (_png(src) == D.to_uint8(blue)).all()
-    assert "A @ 10" in dom
+    assert (_png(src) == 0).all()  # the black image at 5 steps replaced the blue one shown before the hover
+    assert "A @ 5<" in dom
+
+
+@pytest.mark.slow
+def test_hover_panel_shows_an_image_before_any_hover_in_a_headless_browser(tmp_path):
+    dom, blue = _blue_at_10_in_a_browser(tmp_path, C.HOVER_IMAGE_JS)
+    src = dom.split('<img src="', 1)[1].split('"', 1)[0]
+    assert (_png(src) == D.to_uint8(blue)).all()  # the last point's image, with no hover at all
+    assert "A @ 10 (hover a point for its image)" in dom
 
 
 def test_a_sampler_has_one_colour_in_every_chart(conv):
@@ -397,6 +413,99 @@ def test_a_sampler_has_one_colour_in_every_chart(conv):
         assert {t.name: t.line.color for t in _main_traces(fig)} == colours  # whatever the order of the rows
     twin = C.convergence_chart(table, backend="matplotlib")
     assert {line.get_label(): to_hex(line.get_color()) for line in twin.axes[0].get_lines()} == colours
+
+
+def _many_samplers_table():
+    """Final-image rows of eight A1111 samplers from four families, two step counts."""
+    samplers = ["Euler", "Heun", "DPM++ 2M", "LMS", "Euler a", "DPM2 a", "DPM++ SDE", "Restart"]
+    rows = [
+        {"comparison": "reference", "sampler": s, "steps": n, "seed": 0, "metric": "latent_rmse",
+         "value": (k + 1) / n, "nfe": n, "image": f"{s}/{n}"}
+        for k, s in enumerate(samplers) for n in (10, 20)
+    ]  # fmt: skip
+    return pd.DataFrame(rows), samplers
+
+
+def test_small_multiples_one_panel_per_family_the_rest_in_grey():
+    from sdlab.viz.palette import GREY, sampler_color, sampler_family
+
+    table, samplers = _many_samplers_table()
+    fig = C.convergence_chart(table)  # "auto": more than six samplers
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["single-step ODE", "multistep ODE", "ancestral", "SDE", "adaptive, restart, LCM"]
+    main = _main_traces(fig)
+    assert sorted(t.name for t in main) == sorted(samplers)
+    for t in main:  # each sampler in colour in its own family's panel only
+        panel = titles.index(sampler_family(t.name))
+        assert t.line.color == sampler_color(t.name) and t.xaxis == ("x" if panel == 0 else f"x{panel + 1}")
+    grey = [t for t in fig.data if t.line.color == GREY]
+    assert len(grey) == len(titles) * len(samplers) - len(samplers)  # every other sampler, behind each panel
+    assert all(t.hoverinfo == "skip" and t.showlegend is False for t in grey)
+    assert {t.legendgrouptitle.text for t in main if t.legendgrouptitle.text} == set(titles)
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis5.type == "log"
+    twin = fig._sdlab_mpl()
+    assert len([ax for ax in twin.axes if ax.get_visible() and ax.axison]) == 5
+    single = C.convergence_chart(table, panels=None)
+    assert not single.layout.annotations or "ODE" not in single.layout.annotations[0].text
+    with pytest.raises(SdlabError, match="unknown panels"):
+        C.convergence_chart(table, panels="sampler")
+
+
+def test_a_sampler_keeps_its_colour_in_step_delta_panels():
+    from sdlab.viz.palette import sampler_color
+
+    result, _, _ = _fake_result()
+    one = C.trajectory_table(result)
+    samplers = ["Euler", "Heun", "DPM++ 2M", "LMS", "Euler a", "DPM2 a", "DPM++ SDE"]
+    table = pd.concat([one.assign(sampler=s, schedule_resolved=f"schedule {k % 3}") for k, s in enumerate(samplers)])
+    fig = C.delta_chart(table, comparisons=("next",))
+    assert {t.name.split(" / ")[0]: t.line.color for t in _main_traces(fig)} == {s: sampler_color(s) for s in samplers}
+    assert len(fig.layout.annotations) >= 4  # panel titles
+    ssim = C.delta_chart(table.assign(metric="ssim", value=0.9), metric="ssim", comparisons=("next",), panels=None)
+    assert ssim.layout.yaxis.type is None  # a similarity: linear
+
+
+def test_order_chart_draws_each_samplers_theory_slope():
+    rows = [
+        {"sampler": s, "steps": n, "metric": "median_error", "value": 3.0 * n**-p, "claimed_order": str(p)}
+        for s, p in (("Euler", 1), ("Heun", 2)) for n in (8, 16, 32)
+    ]  # fmt: skip
+    table = pd.DataFrame(rows)
+    fits = pd.DataFrame([{"sampler": "Euler", "x": "steps", "order": 1.02}, {"sampler": "Heun", "x": "steps",
+                                                                               "order": 1.97}])  # fmt: skip
+    fig = C.order_chart(table, fits=fits)
+    assert [a.text for a in fig.layout.annotations] == ["Euler: fitted 1.02, theory 1", "Heun: fitted 1.97, theory 2"]
+    theory = {t.name: t for t in _main_traces(fig) if "theory" in t.name}
+    slope = math.log(theory["order 2 (theory)"].y[1] / theory["order 2 (theory)"].y[0]) / math.log(32 / 8)
+    assert slope == pytest.approx(-2.0) and theory["order 2 (theory)"].y[1] == pytest.approx(3.0 * 32**-2)
+    assert (
+        len([t for t in fig.data if t.line.color == "#c8c8c8"]) == 2
+        and theory["order 2 (theory)"].line.color == "#777777"
+    )  # the other sampler in grey; no theory
+    assert len(C.order_chart(table, backend="matplotlib").axes) == 2
+
+
+def test_widget_image_panel_shows_an_image_before_any_hover(conv):
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("anywidget")
+    table, images = conv
+    box = C.interactive(C.convergence_chart(table, images=images))
+    image, label = box.children[1].children[1:]
+    decoded = np.asarray(Image.open(io.BytesIO(image.value)))
+    assert (decoded == D.to_uint8(images["Euler/steps=20/seed=0"])).all()  # the first line's last point
+    assert label.value == "Euler @ 20.0"
+
+
+def test_palette_has_no_grey_and_a_family_per_a1111_sampler():
+    from matplotlib.colors import to_rgb
+
+    from sdlab.samplers.catalogue import A1111_SAMPLERS
+    from sdlab.viz.palette import FAMILIES, PALETTE, sampler_family
+
+    assert all(max(to_rgb(c)) - min(to_rgb(c)) > 0.1 or max(to_rgb(c)) < 0.2 for c in PALETTE)  # no mid greys
+    assert all(sampler_family(s) in FAMILIES for s in A1111_SAMPLERS)
+    assert sum(len(v) for v in FAMILIES.values()) == len(A1111_SAMPLERS) == 20
+    assert sampler_family("k_euler_a") == "ancestral" and sampler_family("not a sampler") == "other"
 
 
 def test_old_charts_path_forwards_with_a_warning():

@@ -23,6 +23,7 @@ from sdlab.viz.charts import (
     delta_chart,
     divergence_chart,
     interactive,
+    order_chart,
     save_figure,
     schedule_chart,
     set_chart_mode,
@@ -49,40 +50,12 @@ from sdlab.viz.images import (
     to_uint8,
     upscale,
 )
-from sdlab.viz.palette import PALETTE, sampler_color
+from sdlab.viz.palette import FAMILIES, PALETTE, sampler_color, sampler_family
 
-__all__ = [
-    # images in, images out
-    "to_uint8",
-    "to_pil",
-    "to_images",
-    "upscale",
-    "png_bytes",
-    "png_data_url",
-    "image_data_url",
-    "thumbnail_url",
-    # strips and grids
-    "image_strip",
-    "image_grid",
-    "grid_from_table",
-    "images_from_table",
-    "save_image",
-    "show_images",
-    "show_image",
-    # charts
-    "schedule_chart",
-    "convergence_chart",
-    "cost_quality_chart",
-    "divergence_chart",
-    "stability_chart",
-    "delta_chart",
-    "trajectory_table",
-    "show_chart",
-    "save_figure",
-    "interactive",
-    "set_chart_mode",
-    "chart_mode",
-    # colours
-    "sampler_color",
-    "PALETTE",
-]
+# in teaching order: images in and out; strips and grids; charts; colours
+__all__ = ["to_uint8", "to_pil", "to_images", "upscale", "png_bytes", "png_data_url", "image_data_url"]
+__all__ += ["thumbnail_url", "image_strip", "image_grid", "grid_from_table", "images_from_table", "save_image"]
+__all__ += ["show_images", "show_image", "schedule_chart", "convergence_chart", "cost_quality_chart"]
+__all__ += ["divergence_chart", "stability_chart", "delta_chart", "order_chart", "trajectory_table", "show_chart"]
+__all__ += ["save_figure", "interactive", "set_chart_mode", "chart_mode", "sampler_color", "sampler_family"]
+__all__ += ["PALETTE", "FAMILIES"]

@@ -233,4 +233,4 @@ def plot_image_grid(
         ax.axis("off")
         if titles is not None:
             ax.set_title(titles[i], fontsize=7)
-    return save_png(fig, path)
+    return save_png(fig, path, small=False)  # images: all their colours

@@ -29,6 +29,7 @@ __all__ = [
     "log_y_ticks",
     "figure_png",
     "save_png",
+    "small_png",
     "line_chart",
     "bar_chart",
     "LINE_STYLES",
@@ -95,13 +96,33 @@ def figure_png(fig: Any, *, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def save_png(fig: Any, path: str | Path | None, *, dpi: int = 110) -> Any:
-    """Save a matplotlib figure at ``path`` as a PNG cropped to its content (folders created); returns the figure,
+def small_png(png: bytes) -> bytes:
+    """A chart's PNG bytes with at most 256 colours (median cut, no dithering): about a third of the size, the
+    same to the eye for lines and text (not for photographs). The same bytes in, the same bytes out."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    buf = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        buf, "PNG", optimize=True
+    )
+    return buf.getvalue()
+
+
+def save_png(fig: Any, path: str | Path | None, *, dpi: int = 110, crop: bool = True, small: bool = True) -> Any:
+    """Save a matplotlib figure at ``path`` as a PNG, cropped to its content unless ``crop=False``, in at most 256
+    colours (:func:`small_png`) unless ``small=False`` (figures of images); folders created. Returns the figure,
     so a plotting function can end with ``return save_png(fig, path)``. ``path=None`` saves nothing."""
     if path is not None:
+        import io
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if crop else None)
+        path.write_bytes(small_png(buf.getvalue()) if small else buf.getvalue())
     return fig
 
 

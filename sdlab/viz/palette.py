@@ -10,8 +10,8 @@ True
 
 A sampler's colour follows its algorithm's place in the catalogue (:data:`sdlab.samplers.catalogue.SAMPLERS`):
 the 20 A1111 samplers, in A1111's menu order, get the 20 colours of :data:`PALETTE` (tab10, then its light
-partners); ComfyUI's further algorithms get :data:`EXTRA`'s. A1111 and ComfyUI names of the same algorithm
-(``"Euler a"``, ``"euler_ancestral"``, ``"k_euler_a"``) share their colour. Names the catalogue does not know
+partners, greys replaced); ComfyUI's further algorithms get :data:`EXTRA`'s. A1111 and ComfyUI names of the same
+algorithm (``"Euler a"``, ``"euler_ancestral"``, ``"k_euler_a"``) share their colour. Names the catalogue does not know
 get a colour picked from their text, the same in every run.
 """
 
@@ -24,12 +24,24 @@ from typing import Any
 from sdlab.errors import SdlabError
 from sdlab.samplers.catalogue import SAMPLERS, resolve_sampler
 
-__all__ = ["PALETTE", "EXTRA", "HIGHLIGHT", "sampler_color", "series_colors", "rgba", "rgb"]
+__all__ = [
+    "PALETTE",
+    "EXTRA",
+    "HIGHLIGHT",
+    "GREY",
+    "FAMILIES",
+    "sampler_color",
+    "sampler_family",
+    "series_colors",
+    "rgba",
+    "rgb",
+]
 
-# tab10 then its light partners: 20 distinct colours, one per A1111 sampler
+# tab10 then its light partners: 20 distinct colours, one per A1111 sampler; no greys (grey is the context behind
+# small multiples): tab10's grey is near-black here (Euler), its light grey a magenta (PLMS)
 PALETTE: tuple[str, ...] = (
-    *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"),
-    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"),
+    *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#222222", "#bcbd22", "#17becf"),
+    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#e7298a", "#dbdb8d", "#9edae5"),
 )
 # tab20b: the catalogue's further (ComfyUI-only) algorithms, after the 20 A1111 ones
 EXTRA: tuple[str, ...] = (
@@ -37,6 +49,16 @@ EXTRA: tuple[str, ...] = (
     *("#e7ba52", "#e7cb94", "#843c39", "#ad494a", "#d6616b", "#e7969c", "#7b4173", "#a55194", "#ce6dbd", "#de9ed6"),
 )
 HIGHLIGHT = "#d62728"  # tab10 red: what a chart or an image strip marks (the largest jump)
+GREY = "#c8c8c8"  # the other samplers behind a small multiple's highlighted few
+
+# the panels of small multiples: each A1111 sampler's family, by sdlab key, in the order the panels are drawn
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "single-step ODE": ("euler", "heun", "dpm_2", "ddim", "ddim_cfgpp"),
+    "multistep ODE": ("dpmpp_2m", "lms", "plms", "unipc"),
+    "ancestral": ("euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral"),
+    "SDE": ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde"),
+    "adaptive, restart, LCM": ("dpm_fast", "dpm_adaptive", "restart", "lcm"),
+}
 
 _SAMPLER_COLORS = PALETTE + EXTRA
 _ORDER = {key: k for k, key in enumerate(SAMPLERS)}  # catalogue order: A1111's menu first
@@ -52,6 +74,19 @@ def sampler_color(name: str) -> str:
     if index is None:  # not in the catalogue (a diffusers scheduler, a label like "reference")
         return _SAMPLER_COLORS[zlib.crc32(str(name).encode("utf-8")) % len(_SAMPLER_COLORS)]
     return _SAMPLER_COLORS[index % len(_SAMPLER_COLORS)]
+
+
+def sampler_family(name: str) -> str:
+    """The family (a key of :data:`FAMILIES`) of a sampler by any of its names; ``"other"`` when it has none.
+
+    >>> sampler_family("Euler a"), sampler_family("dpmpp_2m"), sampler_family("reference")
+    ('ancestral', 'multistep ODE', 'other')
+    """
+    try:
+        key = resolve_sampler(name).info.key
+    except SdlabError:
+        return "other"
+    return next((family for family, keys in FAMILIES.items() if key in keys), "other")
 
 
 def series_colors(keys: Iterable[Any], *, samplers: bool = False) -> dict[Any, str]:

@@ -19,9 +19,13 @@ always carries a static fallback (plotly HTML whose small script swaps the hover
 viewers without widgets. :func:`save_figure` writes ``.html`` and ``.png``; the PNG comes from the matplotlib
 twin, because plotly's own ``write_image`` needs kaleido and a Chrome browser.
 
+Many samplers are drawn as small multiples: a panel per sampler family, the other samplers in grey behind it
+(``panels="auto"``: above six samplers). Each sampler keeps its :func:`~sdlab.viz.palette.sampler_color`.
+
 Modules: :mod:`~sdlab.viz.charts.compare` (charts that compare runs), :mod:`~sdlab.viz.charts.steps` (one run
-step by step), :mod:`~sdlab.viz.charts.show` (modes, display, export), :mod:`~sdlab.viz.charts.series` and
-:mod:`~sdlab.viz.charts.render` (chart-neutral series and the two backends). Colours: :mod:`sdlab.viz.palette`.
+step by step), :mod:`~sdlab.viz.charts.orders` (orders of accuracy against theory), :mod:`~sdlab.viz.charts.show`
+(modes, display, export), :mod:`~sdlab.viz.charts.series` and :mod:`~sdlab.viz.charts.render` (chart-neutral
+series and the two backends). Colours: :mod:`sdlab.viz.palette`.
 plotly, ipywidgets and matplotlib are imported inside the functions (``pip install "sdlab[notebooks]"``).
 """
 
@@ -34,8 +38,9 @@ from sdlab.viz.charts.compare import (
     schedule_chart,
     stability_chart,
 )
+from sdlab.viz.charts.orders import order_chart
 from sdlab.viz.charts.render import BACKENDS, DASHES
-from sdlab.viz.charts.series import SIMILARITIES, THUMB_SIZE
+from sdlab.viz.charts.series import PANELS, SIMILARITIES, THUMB_SIZE
 from sdlab.viz.charts.show import (
     CHART_MODES,
     HOVER_IMAGE_JS,
@@ -46,30 +51,14 @@ from sdlab.viz.charts.show import (
     save_figure,
     set_chart_mode,
     show_chart,
+    write_plotlyjs,
 )
 from sdlab.viz.charts.steps import delta_chart, trajectory_table
 from sdlab.viz.palette import PALETTE
 
-__all__ = [
-    "schedule_chart",
-    "convergence_chart",
-    "delta_chart",
-    "stability_chart",
-    "divergence_chart",
-    "cost_quality_chart",
-    "trajectory_table",
-    "show_chart",
-    "save_figure",
-    "interactive",
-    "set_chart_mode",
-    "chart_mode",
-    "CHART_MODES",
-    "HOVER_IMAGE_JS",
-    "MODE_ENV",
-    "PLOTLYJS_ENV",
-    "BACKENDS",
-    "DASHES",
-    "SIMILARITIES",
-    "THUMB_SIZE",
-    "PALETTE",
-]
+# the charts in teaching order; showing and saving them; the constants
+__all__ = ["schedule_chart", "convergence_chart", "delta_chart", "stability_chart", "divergence_chart"]
+__all__ += ["cost_quality_chart", "order_chart", "trajectory_table"]
+__all__ += ["show_chart", "save_figure", "write_plotlyjs", "interactive", "set_chart_mode", "chart_mode"]
+__all__ += ["CHART_MODES", "HOVER_IMAGE_JS", "MODE_ENV", "PLOTLYJS_ENV", "BACKENDS", "DASHES", "PANELS"]
+__all__ += ["SIMILARITIES", "THUMB_SIZE", "PALETTE"]

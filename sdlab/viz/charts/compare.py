@@ -21,18 +21,26 @@ from sdlab.viz.charts.series import (
     ChartAxes,
     ChartBar,
     ChartLine,
+    by_panel,
     final_rows,
     fmt_value,
     group_columns,
     image_thumbs,
     metric_rows,
     need_columns,
+    panel_of,
     series_label,
     summarise,
 )
 from sdlab.viz.palette import series_colors
 
-__all__ = ["schedule_chart", "convergence_chart", "cost_quality_chart", "divergence_chart", "stability_chart"]
+__all__ = [
+    "schedule_chart",
+    "convergence_chart",
+    "cost_quality_chart",
+    "divergence_chart",
+    "stability_chart",
+]
 
 
 def schedule_chart(
@@ -70,53 +78,49 @@ def convergence_chart(
     x: str = "steps",
     images: Mapping[str, Any] | None = None,
     by: Sequence[str] = ("sampler", "schedule_resolved"),
+    panels: str | None = "auto",
     title: str | None = None,
     backend: str = "plotly",
 ) -> Any:
     """Distance to the reference against steps (or ``x="nfe"``) per sampler, log-log, the median over seeds as
     the line and their min-max as a band. Rows: ``comparison == "reference"`` at the final step
-    (:func:`sdlab.experiments.convergence`). Similarities (ssim, psnr) get a linear y axis.
+    (:func:`sdlab.experiments.convergence`). Similarities (ssim, psnr) get a linear y axis. ``panels="family"``
+    draws small multiples, a panel per sampler family (:data:`sdlab.viz.palette.FAMILIES`) with the other
+    samplers in grey; ``"auto"`` does so above six samplers, ``None`` never.
     """
     need_columns(table, ["metric", "value", x, *by[:1]], "convergence_chart")
-    rows, lines = _reference_lines(table, metric, by, "convergence_chart", x=x, images=images)
-    log_y = metric not in SIMILARITIES
+    rows, lines = _reference_lines(table, metric, by, "convergence_chart", x=x, images=images, panels=panels)
     against = rows["against"].iloc[0] if "against" in rows.columns and len(rows) else "the reference"
-    axes = ChartAxes(
-        title or f"Distance to {against}",
-        "model evaluations (NFE)" if x == "nfe" else x,
-        f"{metric} to the reference" + (" (higher is closer)" if not log_y else ""),
-        xlog=True,
-        ylog=log_y,
-        notes=["line: median over seeds; band: min to max"],
+    xlabel = "model evaluations (NFE)" if x == "nfe" else x
+    ylabel = f"{metric} to the reference" + (" (higher is closer)" if metric in SIMILARITIES else "")
+    axes = _reference_axes(
+        title or f"{'Similarity' if metric in SIMILARITIES else 'Distance'} to {against}",
+        xlabel,
+        ylabel,
+        metric,
+        "line: median over seeds; band: min to max",
     )
     return render(lines, axes, backend)
 
 
-def cost_quality_chart(
-    table: pd.DataFrame,
-    *,
-    metric: str = "latent_rmse",
-    cost: str = "nfe",
-    images: Mapping[str, Any] | None = None,
-    by: Sequence[str] = ("sampler", "schedule_resolved"),
-    title: str | None = None,
-    backend: str = "plotly",
-) -> Any:
+def cost_quality_chart(table: pd.DataFrame, *, cost: str = "nfe", title: str | None = None, **options: Any) -> Any:
     """What each sampler pays for its quality: distance to the reference (median over seeds) against model
     evaluations (``cost="nfe"``) or seconds per image (``cost="seconds"``), one point per step count, log-log.
+    ``options``: ``metric``, ``images``, ``by``, ``panels`` and ``backend`` as in :func:`convergence_chart`.
     """
+    metric, backend = options.pop("metric", "latent_rmse"), options.pop("backend", "plotly")
+    by = options.pop("by", ("sampler", "schedule_resolved"))
     need_columns(table, ["metric", "value", "steps", cost, *by[:1]], "cost_quality_chart")
-    _, lines = _reference_lines(table, metric, by, "cost_quality_chart", x="_cost", images=images, cost=cost)
-    log_y = metric not in SIMILARITIES
-    axes = ChartAxes(
-        title or "Cost against quality",
-        "model evaluations per image (NFE)" if cost == "nfe" else f"{cost} per image",
-        f"{metric} to the reference",
-        xlog=True,
-        ylog=log_y,
-        notes=["one point per step count; lower left is cheaper and closer"],
-    )
+    _, lines = _reference_lines(table, metric, by, "cost_quality_chart", x="_cost", cost=cost, **options)
+    xlabel = "model evaluations per image (NFE)" if cost == "nfe" else f"{cost} per image"
+    notes = "one point per step count; lower left is cheaper and closer"
+    axes = _reference_axes(title or "Cost against quality", xlabel, f"{metric} to the reference", metric, notes)
     return render(lines, axes, backend)
+
+
+def _reference_axes(title: str, xlabel: str, ylabel: str, metric: str, note: str) -> ChartAxes:
+    """Log x; log y for distances, linear for similarities."""
+    return ChartAxes(title, xlabel, ylabel, xlog=True, ylog=metric not in SIMILARITIES, notes=[note])
 
 
 def _reference_lines(
@@ -126,15 +130,18 @@ def _reference_lines(
     chart: str,
     *,
     x: str,
-    images: Mapping[str, Any] | None,
+    images: Mapping[str, Any] | None = None,
     cost: str | None = None,
+    panels: str | None = "auto",
 ) -> tuple[pd.DataFrame, list[ChartLine]]:
     """The final images' ``metric`` rows against the reference, and one line per ``by`` group against ``x``
     (median over seeds, band min-max); with ``cost``, against that cost per step count (``x="_cost"``)."""
     rows = metric_rows(final_rows(table), metric, chart)
     cols, varying = group_columns(rows, by)
     log_y = metric not in SIMILARITIES
-    colors = series_colors(rows[cols[0]], samplers=cols[0] == "sampler")
+    samplers = cols[0] == "sampler"
+    colors = series_colors(rows[cols[0]], samplers=samplers)
+    panel = panel_of(panels if samplers else None, rows[cols[0]].tolist())
     hover = (lambda r: f"<br>{int(r['steps'].iloc[0])} steps") if cost else None
     lines = []
     for keys, g in rows.groupby(cols, sort=False, dropna=False):
@@ -144,8 +151,9 @@ def _reference_lines(
         xs, ys, lo, hi, thumbs, texts = summarise(g, x, log_y=log_y, images=images, hover=hover)
         if xs:
             name, group = series_label(keys, varying), str(keys[0])
-            lines.append(ChartLine(name, xs, ys, lo, hi, colors[keys[0]], thumbs=thumbs, hover=texts, group=group))
-    return rows, lines
+            lines.append(ChartLine(name, xs, ys, lo, hi, colors[keys[0]], thumbs=thumbs, hover=texts, group=group,
+                                   panel=panel(keys[0])))  # fmt: skip
+    return rows, by_panel(lines)
 
 
 def divergence_chart(

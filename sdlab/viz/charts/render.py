@@ -18,7 +18,7 @@ from sdlab.errors import SdlabError, closest
 from sdlab.viz.charts.series import ChartAxes, ChartBar, ChartLine
 from sdlab.viz.images import image_data_url
 from sdlab.viz.mpl import log_y_ticks, plain_log_ticks
-from sdlab.viz.palette import rgba
+from sdlab.viz.palette import GREY, rgba
 
 __all__ = ["BACKENDS", "DASHES", "plotly_figure", "mpl_figure", "slider_figure", "render", "set_twin", "mpl_twin"]
 
@@ -31,35 +31,108 @@ _TWIN = "_sdlab_mpl"  # the attribute of a plotly figure that builds its matplot
 # plotly
 
 
-def plotly_figure(lines: Sequence[ChartLine], axes: ChartAxes, *, bars: Sequence[ChartBar] = ()) -> Any:
-    """The chart as a ``plotly.graph_objects.Figure``: lines with bands and hover thumbnails, or bars."""
+def _line_traces(line: ChartLine, legendgroup: str) -> list[Any]:
+    """One line's plotly traces: its min-max band (two traces, when it has one) and the line with hover data."""
     import plotly.graph_objects as go
 
+    traces = []
+    if line.lo is not None and line.hi is not None and line.lo != line.hi:
+        for edge, fill in ((line.hi, None), (line.lo, "tonexty")):
+            traces.append(
+                go.Scatter(
+                    x=line.x, y=edge, mode="lines", line={"width": 0, "color": line.color}, hoverinfo="skip",
+                    showlegend=False, legendgroup=legendgroup, fill=fill,
+                    fillcolor=rgba(line.color, 0.18) if fill else None,
+                )
+            )  # fmt: skip
+    thumbs, hover = line.thumbs or [""] * len(line.x), line.hover or [""] * len(line.x)
+    custom = [[thumbs[i], hover[i]] for i in range(len(line.x))]
+    traces.append(
+        go.Scatter(
+            x=line.x, y=line.y, name=line.name, mode="lines+markers", legendgroup=legendgroup,
+            line={"color": line.color, "dash": line.dash}, marker={"size": 6}, customdata=custom,
+            hovertemplate="<b>%{fullData.name}</b><br>x %{x}<br>y %{y:.4g}<br>%{customdata[1]}<extra></extra>",
+        )
+    )  # fmt: skip
+    return traces
+
+
+def _panel_grid(n: int) -> tuple[int, int]:
+    """Rows and columns of ``n`` small multiples: at most three panels a row."""
+    ncols = min(3, n)
+    return math.ceil(n / ncols), ncols
+
+
+def _plotly_panels(lines: Sequence[ChartLine], axes: ChartAxes) -> Any:
+    """Small multiples: one panel per ``line.panel``, its lines in colour over all the others in grey."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = list(dict.fromkeys(line.panel for line in lines))
+    nrows, ncols = _panel_grid(len(panels))
+    fig = make_subplots(
+        rows=nrows, cols=ncols, subplot_titles=panels, shared_xaxes="all", shared_yaxes="all",
+        horizontal_spacing=0.04, vertical_spacing=0.14 if nrows > 1 else 0.1,
+    )  # fmt: skip
+    for k, panel in enumerate(panels):
+        at = {"row": k // ncols + 1, "col": k % ncols + 1}
+        for line in lines:
+            if line.panel != panel and line.context:
+                grey = {"color": GREY, "width": 1, "dash": line.dash}
+                fig.add_trace(go.Scatter(x=line.x, y=line.y, mode="lines", line=grey, hoverinfo="skip",
+                                         showlegend=False), **at)  # fmt: skip
+        for j, line in enumerate(ln for ln in lines if ln.panel == panel):
+            for trace in _line_traces(line, panel):
+                if j == 0 and trace.showlegend is not False:
+                    trace.legendgrouptitle = {"text": panel}
+                fig.add_trace(trace, **at)
+    notes = "".join(f"<br><span style='font-size:11px;color:#666'>{n}</span>" for n in axes.notes)
+    fig.update_layout(
+        title={"text": axes.title + notes, "font": {"size": 15}},
+        template="plotly_white",
+        height=290 * nrows + 140,
+        margin={"l": 60, "r": 20, "t": 90 + 14 * len(axes.notes), "b": 50},
+        hovermode="closest",
+        legend={"font": {"size": 10}, "groupclick": "toggleitem", "tracegroupgap": 6, "traceorder": "grouped"},
+    )
+    fig.update_xaxes(type="log" if axes.xlog else None, **_plain_ticks(lines, axes))
+    fig.update_yaxes(type="log" if axes.ylog else None)
+    for c in range(1, ncols + 1):
+        fig.update_xaxes(title=axes.xlabel, row=nrows, col=c)
+    for r in range(1, nrows + 1):
+        fig.update_yaxes(title=axes.ylabel, row=r, col=1)
+    return fig
+
+
+def _plain_ticks(lines: Sequence[ChartLine], axes: ChartAxes, most: int = 10) -> dict[str, Any]:
+    """A log x axis with few distinct values (steps 4, 8, 16, 32) ticked at those values, as plain numbers."""
+    xs = sorted({v for line in lines for v in line.x})
+    if not axes.xlog or not 0 < len(xs) <= most:
+        return {}
+    return {"tickvals": xs, "ticktext": [f"{v:g}" for v in xs]}
+
+
+def _notes(fig: Any, axes: ChartAxes) -> None:
+    """The axes' notes in small grey type under the chart."""
+    if axes.notes:
+        fig.add_annotation(
+            text="<br>".join(axes.notes), xref="paper", yref="paper", x=0, y=-0.16, showarrow=False,
+            align="left", font={"size": 10, "color": "#666"},
+        )  # fmt: skip
+        fig.update_layout(margin={"b": 90})
+
+
+def plotly_figure(lines: Sequence[ChartLine], axes: ChartAxes, *, bars: Sequence[ChartBar] = ()) -> Any:
+    """The chart as a ``plotly.graph_objects.Figure``: lines with bands and hover thumbnails, or bars; lines
+    with a ``panel`` as small multiples."""
+    import plotly.graph_objects as go
+
+    if lines and any(line.panel for line in lines):
+        return _plotly_panels(lines, axes)
     fig = go.Figure()
     for line in lines:
-        if line.lo is not None and line.hi is not None and line.lo != line.hi:
-            fig.add_trace(
-                go.Scatter(
-                    x=line.x, y=line.hi, mode="lines", line={"width": 0, "color": line.color}, hoverinfo="skip",
-                    showlegend=False, legendgroup=line.name,
-                )
-            )  # fmt: skip
-            fig.add_trace(
-                go.Scatter(
-                    x=line.x, y=line.lo, mode="lines", line={"width": 0, "color": line.color}, fill="tonexty",
-                    fillcolor=rgba(line.color, 0.18), hoverinfo="skip", showlegend=False, legendgroup=line.name,
-                )
-            )  # fmt: skip
-        custom = [
-            [(line.thumbs[i] if line.thumbs else ""), (line.hover[i] if line.hover else "")] for i in range(len(line.x))
-        ]
-        fig.add_trace(
-            go.Scatter(
-                x=line.x, y=line.y, name=line.name, mode="lines+markers", legendgroup=line.name,
-                line={"color": line.color, "dash": line.dash}, marker={"size": 6}, customdata=custom,
-                hovertemplate="<b>%{fullData.name}</b><br>x %{x}<br>y %{y:.4g}<br>%{customdata[1]}<extra></extra>",
-            )
-        )  # fmt: skip
+        for trace in _line_traces(line, line.name):
+            fig.add_trace(trace)
     if bars:
         fig.add_trace(
             go.Bar(
@@ -78,16 +151,11 @@ def plotly_figure(lines: Sequence[ChartLine], axes: ChartAxes, *, bars: Sequence
         hovermode="closest",
         legend={"font": {"size": 10}},
     )
-    fig.update_xaxes(title=axes.xlabel, type="log" if axes.xlog else None)
+    fig.update_xaxes(title=axes.xlabel, type="log" if axes.xlog else None, **_plain_ticks(lines, axes))
     fig.update_yaxes(title=axes.ylabel, type="log" if axes.ylog else None)
     if axes.xreverse:
         fig.update_xaxes(autorange="reversed")
-    if axes.notes:
-        fig.add_annotation(
-            text="<br>".join(axes.notes), xref="paper", yref="paper", x=0, y=-0.16, showarrow=False,
-            align="left", font={"size": 10, "color": "#666"},
-        )  # fmt: skip
-        fig.update_layout(margin={"b": 90})
+    _notes(fig, axes)
     return fig
 
 
@@ -105,6 +173,8 @@ def mpl_figure(
     """The same chart in matplotlib; ``strip``: (title, image) pairs drawn in a row under the chart."""
     from matplotlib.figure import Figure
 
+    if lines and any(line.panel for line in lines) and not bars and not strip:
+        return _mpl_panels(lines, axes)
     height = max(4.2, 0.32 * len(bars) + 1.5) if bars else 4.6
     width = 8.0 + (2.2 if len(lines) > 6 else 0.0) + (2.0 if len(lines) > 16 else 0.0)
     fig = Figure(figsize=(width, height + (1.9 if strip else 0.0)), layout="constrained")
@@ -134,7 +204,18 @@ def mpl_figure(
     ax.set_title(axes.title, fontsize=11)
     ax.set_xlabel(axes.xlabel)
     ax.set_ylabel(axes.ylabel)
-    xs = sorted({v for line in lines for v in line.x})
+    _mpl_axes_style(ax, axes, sorted({v for line in lines for v in line.x}))
+    if len(lines) > 6:  # many series: the legend goes beside the chart, not over the data
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=2 if len(lines) > 16 else 1)
+    elif lines:
+        ax.legend(fontsize=7)
+    if axes.notes:
+        ax.text(0, -0.16, "\n".join(axes.notes), transform=ax.transAxes, fontsize=7, color="#666", va="top")
+    return fig
+
+
+def _mpl_axes_style(ax: Any, axes: ChartAxes, xs: Sequence[float]) -> None:
+    """Log scales with plain-number ticks, reversed x and a light grid, as ``axes`` asks."""
     if axes.xlog:
         ax.set_xscale("log")
         plain_log_ticks(ax, xs)
@@ -147,12 +228,39 @@ def mpl_figure(
     if axes.xreverse:
         ax.invert_xaxis()
     ax.grid(True, which="both", alpha=0.25)
-    if len(lines) > 6:  # many series: the legend goes beside the chart, not over the data
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=2 if len(lines) > 16 else 1)
-    elif lines:
+
+
+def _mpl_panels(lines: Sequence[ChartLine], axes: ChartAxes) -> Any:
+    """Small multiples in matplotlib: a panel per ``line.panel``, its lines in colour over the others in grey."""
+    from matplotlib.figure import Figure
+
+    panels = list(dict.fromkeys(line.panel for line in lines))
+    nrows, ncols = _panel_grid(len(panels))
+    fig = Figure(figsize=(4.0 * ncols, 3.1 * nrows + 0.8), layout="constrained")
+    grid = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    xs = sorted({v for line in lines for v in line.x})
+    for k, ax in enumerate(grid.flat):
+        if k >= len(panels):
+            ax.axis("off")
+            continue
+        for line in lines:
+            if line.panel != panels[k] and line.context:
+                ax.plot(line.x, line.y, DASHES.get(line.dash, "-"), color=GREY, lw=0.8, zorder=1)
+        for line in (ln for ln in lines if ln.panel == panels[k]):
+            if line.lo is not None and line.hi is not None and line.lo != line.hi:
+                ax.fill_between(line.x, line.lo, line.hi, color=line.color, alpha=0.18, linewidth=0, zorder=2)
+            ax.plot(line.x, line.y, DASHES.get(line.dash, "-"), marker="o", ms=3, color=line.color,
+                    label=line.name, zorder=3)  # fmt: skip
+        ax.set_title(panels[k], fontsize=10)
         ax.legend(fontsize=7)
+        _mpl_axes_style(ax, axes, xs)
+        if k % ncols == 0:
+            ax.set_ylabel(axes.ylabel, fontsize=9)
+        if k // ncols == nrows - 1 or k + ncols >= len(panels):
+            ax.set_xlabel(axes.xlabel, fontsize=9)
+    fig.suptitle(axes.title, fontsize=12)
     if axes.notes:
-        ax.text(0, -0.16, "\n".join(axes.notes), transform=ax.transAxes, fontsize=7, color="#666", va="top")
+        fig.supxlabel("\n".join(axes.notes), fontsize=7, color="#666")
     return fig
 
 

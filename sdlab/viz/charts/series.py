@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from sdlab.errors import SdlabError, closest
+from sdlab.measure.metrics import HIGHER_IS_CLOSER
 from sdlab.viz.images import thumbnail_url
-from sdlab.viz.palette import PALETTE
+from sdlab.viz.palette import FAMILIES, PALETTE, sampler_family
 
 __all__ = [
     "ChartLine",
@@ -34,9 +35,12 @@ __all__ = [
     "summarise",
     "series_label",
     "fmt_value",
+    "PANELS",
+    "panel_of",
+    "by_panel",
 ]
 
-SIMILARITIES = frozenset({"ssim", "psnr", "identical"})  # higher is closer: linear axes
+SIMILARITIES = HIGHER_IS_CLOSER | {"identical"}  # higher is closer: linear axes
 THUMB_SIZE = 128  # largest side of a hover thumbnail, in pixels (64x64 images stay 64x64)
 
 
@@ -54,6 +58,8 @@ class ChartLine:
     thumbs: list[str] | None = None  # PNG data URL per point ("" when none)
     hover: list[str] | None = None  # extra hover text per point
     group: str = ""
+    panel: str = ""  # small multiples: the panel this line is drawn in colour (grey in the others)
+    context: bool = True  # small multiples: drawn in grey behind the other panels' lines
 
 
 @dataclass
@@ -167,3 +173,22 @@ def group_columns(rows: pd.DataFrame, by: Sequence[str]) -> tuple[list[str], lis
     if not any(varying):
         varying[0] = True
     return cols, varying
+
+
+PANELS = ("auto", "family", None)  # small multiples of samplers: "auto" is "family" above six samplers
+_AUTO_PANELS = 6
+
+
+def panel_of(panels: str | None, samplers: Sequence[Any]) -> Callable[[Any], str]:
+    """The panel of each sampler: its family, or "" (one chart) as ``panels`` says."""
+    if panels not in PANELS:
+        raise SdlabError(f"unknown panels {panels!r}", panels=panels, hint="'auto', 'family' or None")
+    if panels == "family" or (panels == "auto" and len(set(samplers)) > _AUTO_PANELS):
+        return lambda sampler: sampler_family(str(sampler))
+    return lambda sampler: ""
+
+
+def by_panel(lines: list[ChartLine]) -> list[ChartLine]:
+    """Lines ordered by panel in :data:`~sdlab.viz.palette.FAMILIES` order (a stable sort: the rest keep theirs)."""
+    order = {family: k for k, family in enumerate(FAMILIES)}
+    return sorted(lines, key=lambda line: order.get(line.panel, len(order)))

@@ -13,13 +13,14 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from sdlab.errors import SdlabError, closest
 from sdlab.viz.charts.render import mpl_twin
-from sdlab.viz.mpl import figure_png
+from sdlab.viz.mpl import figure_png, save_png
 
 __all__ = [
     "show_chart",
@@ -31,6 +32,7 @@ __all__ = [
     "HOVER_IMAGE_JS",
     "MODE_ENV",
     "PLOTLYJS_ENV",
+    "write_plotlyjs",
 ]
 
 CHART_MODES = ("auto", "widget", "static", "none")
@@ -40,36 +42,52 @@ PLOTLYJS_ENV = "SDLAB_PLOTLYJS"  # default ``plotlyjs`` of save_figure (the note
 _CONFIG = {"mode": "auto"}
 
 # Runs in the exported HTML after the plot is drawn: an image panel beside the plot shows the hovered point's
-# thumbnail (the first customdata entry that is a PNG data URL).
+# thumbnail (the first customdata entry that is a PNG data URL, or the id of an <img> on the page, where a page
+# keeps each image once). Before the first hover it shows the last point of the first line that has one.
 HOVER_IMAGE_JS = """
 (function () {
   var gd = document.getElementById('{plot_id}');
   if (!gd || !gd.on) { return; }
+  function source(cd) {
+    cd = Array.isArray(cd) ? cd : [cd];
+    for (var i = 0; i < cd.length; i++) {
+      var v = cd[i];
+      if (typeof v !== 'string') { continue; }
+      if (v.indexOf('data:image') === 0) { return v; }
+      var el = v.indexOf('sdlab-img-') === 0 ? document.getElementById(v) : null;
+      if (el && el.src) { return el.src; }
+    }
+    return null;
+  }
   var wrap = gd.parentNode;
   wrap.style.display = 'flex';
   wrap.style.alignItems = 'flex-start';
   var panel = document.createElement('div');
-  panel.style.cssText = 'flex:0 0 auto;width:140px;margin:40px 0 0 8px;font:12px sans-serif;color:#555';
+  panel.style.cssText = 'flex:0 0 auto;width:200px;margin:40px 0 0 8px;font:13px sans-serif;color:#333';
   var img = document.createElement('img');
-  img.style.cssText = 'width:128px;height:128px;image-rendering:pixelated;border:1px solid #ddd;display:none';
+  img.style.cssText = 'width:192px;height:192px;image-rendering:pixelated;border:1px solid #ddd;display:none';
   var label = document.createElement('div');
   label.textContent = 'hover a point to see its image';
   panel.appendChild(img);
   panel.appendChild(label);
   wrap.appendChild(panel);
+  function show(src, text) {
+    img.src = src;
+    img.style.display = 'block';
+    label.textContent = text;
+  }
+  function first() {
+    for (var t = 0; t < gd.data.length; t++) {
+      var d = gd.data[t], n = d.customdata ? d.customdata.length : 0, src = n ? source(d.customdata[n - 1]) : null;
+      if (src) { show(src, (d.name || '') + ' @ ' + d.x[n - 1] + ' (hover a point for its image)'); return; }
+    }
+  }
+  if (document.readyState === 'loading') { document.addEventListener('DOMContentLoaded', first); } else { first(); }
   if (window.Plotly && Plotly.Plots) { Plotly.Plots.resize(gd); }
   gd.on('plotly_hover', function (ev) {
     var p = ev.points && ev.points[0];
-    if (!p || !p.customdata) { return; }
-    var cd = Array.isArray(p.customdata) ? p.customdata : [p.customdata];
-    for (var i = 0; i < cd.length; i++) {
-      if (typeof cd[i] === 'string' && cd[i].indexOf('data:image') === 0) {
-        img.src = cd[i];
-        img.style.display = 'block';
-        label.textContent = (p.data.name || '') + ' @ ' + p.x;
-        return;
-      }
-    }
+    var src = p && p.customdata ? source(p.customdata) : null;
+    if (src) { show(src, (p.data.name || '') + ' @ ' + p.x); }
   });
 })();
 """
@@ -135,14 +153,15 @@ def chart_mode() -> str:
 # display and export
 
 
+def _trace_has_thumbs(trace: Any) -> bool:
+    custom = getattr(trace, "customdata", None)
+    return custom is not None and any(
+        isinstance(c, (list, tuple, np.ndarray)) and len(c) and str(c[0]).startswith("data:image") for c in custom
+    )
+
+
 def _has_thumbs(fig: Any) -> bool:
-    for trace in fig.data:
-        custom = getattr(trace, "customdata", None)
-        if custom is not None and any(
-            isinstance(c, (list, tuple, np.ndarray)) and len(c) and str(c[0]).startswith("data:image") for c in custom
-        ):
-            return True
-    return False
+    return any(_trace_has_thumbs(trace) for trace in fig.data)
 
 
 def _is_plotly(fig: Any) -> bool:
@@ -205,10 +224,13 @@ def interactive(fig: Any) -> Any:
     widget = go.FigureWidget(fig)
     if not _has_thumbs(fig):
         return widget
-    image = widgets.Image(format="png", width=128, height=128, layout=widgets.Layout(border="1px solid #ddd"))
+    image = widgets.Image(format="png", width=192, height=192, layout=widgets.Layout(border="1px solid #ddd"))
     image.add_class("sdlab-pixelated")
     label = widgets.Label("hover a point to see its image")
     handler = _hover_handler(image, label)
+    first = next(t for t in widget.data if _trace_has_thumbs(t))
+    last = len(first.customdata) - 1
+    handler(first, SimpleNamespace(point_inds=[last], xs=[first.x[last]]), None)  # an image before any hover
     for trace in widget.data:
         if getattr(trace, "customdata", None) is not None and hasattr(trace, "on_hover"):
             trace.on_hover(handler)
@@ -255,11 +277,22 @@ def _plotlyjs_for(html_path: Path, plotlyjs: str | bool | None) -> str | bool:
     if isinstance(plotlyjs, str) and plotlyjs.endswith(".js") and "://" not in plotlyjs:
         target = (html_path.parent / plotlyjs).resolve()
         if not target.exists():
-            from plotly.offline import get_plotlyjs
-
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(get_plotlyjs(), encoding="utf-8")
+            write_plotlyjs(target.parent, name=target.name)
     return plotlyjs
+
+
+def write_plotlyjs(folder: str | Path, *, name: str = "plotly.min.js") -> Path:
+    """Copy the installed plotly's ``plotly.min.js`` into ``folder`` (created) unless the same file is there, so
+    that saved charts and ``report.html`` beside it work offline; returns its path. The file is a build product
+    (4.6 MB), kept out of git: ``make install`` writes it into ``figures/``."""
+    from plotly.offline import get_plotlyjs
+
+    target = Path(folder) / name
+    text = get_plotlyjs()
+    if not target.is_file() or target.stat().st_size != len(text.encode("utf-8")):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return target
 
 
 def save_figure(
@@ -271,10 +304,10 @@ def save_figure(
     (default) writes one shared ``plotly.min.js`` beside it, so the folder works offline; a relative path ending
     in ``.js`` (``"../plotly.min.js"``) links that file, written there once; ``True`` inlines plotly.js (4.8 MB
     per file); ``"cdn"`` links the CDN. Env ``SDLAB_PLOTLYJS`` changes the default (the notebook runner sets
-    ``../plotly.min.js``: one copy for all of ``figures/``). The PNG comes from the chart's matplotlib twin; a
-    plotly figure without one is written with plotly's ``write_image`` when kaleido (and the Chrome it needs)
-    is installed, else without PNG. A matplotlib figure: the PNG only. A trailing ``.html`` or ``.png`` in
-    ``path`` is ignored.
+    ``../plotly.min.js``: one copy for all of ``figures/``). The PNG comes from the chart's matplotlib twin, in
+    256 colours (:func:`~sdlab.viz.mpl.small_png`); a plotly figure without one is written with plotly's
+    ``write_image`` when kaleido (and the Chrome it needs) is installed, else without PNG. A matplotlib figure:
+    the PNG only. A trailing ``.html`` or ``.png`` in ``path`` is ignored.
     """
     path = Path(path)
     if path.suffix.lower() in (".html", ".png"):
@@ -282,7 +315,7 @@ def save_figure(
     path.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if _is_mpl(fig):
-        fig.savefig(path.with_suffix(".png"), dpi=dpi)
+        save_png(fig, path.with_suffix(".png"), dpi=dpi, crop=False)
         return [path.with_suffix(".png")]
     if not _is_plotly(fig):
         raise SdlabError("save_figure takes a plotly or matplotlib figure", type=type(fig).__name__)
@@ -300,7 +333,7 @@ def save_figure(
         png_path = Path(f"{path}.png")
         twin = mpl_twin(fig)
         if twin is not None:
-            twin.savefig(png_path, dpi=dpi)
+            save_png(twin, png_path, dpi=dpi, crop=False)
             written.append(png_path)
         else:
             try:
