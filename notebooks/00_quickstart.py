@@ -27,24 +27,24 @@
 # - how to save a chart (interactive HTML + PNG) next to the images it describes.
 #
 # **Prerequisites**: Python and a first idea of diffusion (noise in, image out, in steps).
-# Install with `pip install -e ".[notebooks]"`. Smoke mode (the default) runs in well under a minute on a CPU.
+# Open the lab with `make lab` (it installs everything into `.venv` and starts JupyterLab at these notebooks),
+# or `pip install -e ".[notebooks]"` and `jupyter lab`. What the notebooks write goes to `build/lab/` (not
+# committed). Smoke mode (the default) runs in well under a minute on a CPU.
 
 # %% tags=["parameters"]
 model = None  # None: the embedded miniature SD (64x64, CPU); or a hub id, diffusers folder or .safetensors file
 smoke = True  # True: few steps, fast (CI); False: the full figures
 seeds = [0, 1, 2]
 device = "cpu"
-out_dir = "figures/00_quickstart"
+out_dir = None  # None: build/lab/00_quickstart/ (not committed); make figures: figures/00_quickstart
 
 # %%
-from pathlib import Path
-
 import sdlab
 from sdlab.generation import load
+from sdlab.lab.notebooks import output_dir
 from sdlab.viz import charts, display
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out = output_dir("00_quickstart", out_dir)  # where this notebook's figures go
 prompt = "a red circle above a blue square, sunset sky"  # a caption the embedded model was trained on
 steps = 8 if smoke else 20
 sd = load(model, device=device)  # loaded once and cached; every call below reuses it

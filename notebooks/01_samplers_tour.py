@@ -34,23 +34,21 @@ model = None  # None: the embedded miniature SD (64x64, CPU); or a hub id, diffu
 smoke = True  # True: 4 samplers x 2 step counts (CI); False: all 20 A1111 samplers x 4 step counts
 seeds = [0]
 device = "cpu"
-out_dir = "figures/01_samplers_tour"
+out_dir = None  # None: build/lab/01_samplers_tour/ (not committed); make figures: figures/01_samplers_tour
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 import torch
 
 import sdlab
 import sdlab.experiments as X
 from sdlab.generation import load
+from sdlab.lab.notebooks import listing, output_dir, say
 from sdlab.samplers.base import to_d
 from sdlab.samplers.catalogue import A1111_SAMPLERS
 from sdlab.viz import charts, display
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out = output_dir("01_samplers_tour", out_dir)  # where this notebook's figures go
 prompt = "a red circle above a blue square, sunset sky"
 sd = load(model, device=device)
 samplers = ["Euler", "Euler a", "Heun", "DPM++ 2M"] if smoke else list(A1111_SAMPLERS)
@@ -142,12 +140,22 @@ charts.save_figure(fig, out / "convergence")
 charts.show_chart(fig)
 
 # %% [markdown]
-# Deterministic samplers close in on the reference as steps grow; ancestral ones ("Euler a") do not: their
-# fresh noise makes a different image at every step count. Watch DDIM CFG++ in the full run: CFG++ reads the
-# guidance scale differently (its paper uses scales below 1), so at CFG 5 it heads somewhere else entirely. The fitted slope `b` says how fast each converges
-# (distance ~ steps^b):
+# The fitted slope `b` says how fast each sampler converges (distance ~ steps^b; negative: closer with more
+# steps). Ancestral and SDE samplers draw fresh noise at every step, so they are not expected to close in. Watch
+# DDIM CFG++ in the full run: CFG++ reads the guidance scale differently (its paper uses scales below 1), so at
+# CFG 5 it heads somewhere else entirely.
 
 # %%
+fits = res.summary[res.summary["metric"] == "latent_rmse"].dropna(subset=["b"])
+noisy = fits["sampler"].isin(set(catalogue.loc[catalogue["stochastic"] == "yes", "a1111"]))  # "churn": off by default
+closer = fits[~noisy & (fits["b"] < 0)]["sampler"].tolist()
+astray = [f"{r.sampler} (b = {r.b:+.2f})" for r in fits[~noisy & (fits["b"] >= 0)].itertuples()]
+say(
+    f"In this run ({min(step_counts)} to {max(step_counts)} steps), {len(closer)} of {int((~noisy).sum())} "
+    f"deterministic samplers close in on the reference as steps grow ({listing(closer)})"
+    + (f"; **{listing(astray)} do{'es' if len(astray) == 1 else ''} not**. " if astray else ". ")
+    + f"Stochastic samplers: {listing(f'{r.sampler} (b = {r.b:+.2f})' for r in fits[noisy].itertuples())}."
+)
 res.summary.round(3)
 
 # %% [markdown]

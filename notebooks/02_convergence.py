@@ -38,22 +38,20 @@ model = None  # None: the embedded miniature SD (64x64, CPU); or a hub id, diffu
 smoke = True  # True: 4 samplers x 3 step counts, 32 px (CI); False: 7 samplers x 5 step counts
 seeds = [0, 1]
 device = "cpu"
-out_dir = "figures/02_convergence"
+out_dir = None  # None: build/lab/02_convergence/ (not committed); make figures: figures/02_convergence
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 import torch
 
 import sdlab
 import sdlab.experiments as X
 from sdlab.generation import load
+from sdlab.lab.notebooks import listing, output_dir, say
 from sdlab.viz import charts, display
 
 torch.set_num_threads(1)  # small tensors: one thread avoids synchronisation overhead on a shared CPU
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out = output_dir("02_convergence", out_dir)  # where this notebook's figures go
 prompt = "a red circle above a blue square, sunset sky"
 sd = load(model, device=device)
 size = (32, 32) if smoke and model is None else None  # None: the model's own size
@@ -124,9 +122,32 @@ fits = fits.merge(published, on="sampler", how="left")
 fits[["sampler", "schedule_resolved", "b", "b_low", "b_high", "r2", "published_b", "steps_min", "steps_max"]].round(3)
 
 # %% [markdown]
-# A steeper (more negative) b converges faster per step. At few steps and against a reference that is itself a
-# few dozen steps, the fits flatten: the reference's own error sets a floor. The ground truth (`08_ground_truth`)
-# measures the true orders without either problem.
+# A steeper (more negative) b converges faster per step; a positive b means the images move *away* from the
+# reference as steps grow, within the step counts measured. What this run's fits say:
+
+# %%
+ok = fits.dropna(subset=["b"])
+closer, away = ok[ok["b"] < 0], ok[ok["b"] >= 0]
+text = f"Over {min(step_counts)} to {max(step_counts)} steps ({'smoke' if smoke else 'full'} run): "
+if not closer.empty:
+    best = closer.loc[closer["b"].idxmin()]
+    text += (
+        f"{listing(closer['sampler'])} get closer to the reference as steps grow (b from {closer['b'].max():.2f}"
+        f" to {closer['b'].min():.2f}; steepest: {best['sampler']}). "
+    )
+if away.empty:
+    text += "Every deterministic sampler measured here converges."
+else:
+    worse = [f"{r.sampler} (b = {r.b:+.2f})" for r in away.itertuples()]
+    text += (
+        f"**{listing(worse)} {'gets' if len(worse) == 1 else 'get'} worse with more steps** here: at these step "
+        "counts not every deterministic sampler converges yet (try more steps, `smoke=False`)."
+    )
+say(text)
+
+# %% [markdown]
+# At few steps and against a reference that is itself a few dozen steps, the fits flatten: the reference's own
+# error sets a floor. The ground truth (`08_ground_truth`) measures the true orders without either problem.
 #
 # **Exercise**: refit with `fit_power_law(res.table, metric="latent_rmse")` on the rows with `steps >= 8` only.
 # Do the exponents move towards the published ones?
@@ -157,10 +178,25 @@ fig = charts.delta_chart(deltas[~last], images=previews)
 charts.save_figure(fig, out / "deltas")
 charts.show_chart(fig)
 
+# %%
+moves = deltas[(deltas["comparison"] == "next") & (deltas["metric"] == "latent_rmse")].sort_values("step")
+first, final, n = float(moves["value"].iloc[0]), float(moves["value"].iloc[-1]), max(step_counts)
+calm = moves["value"].to_numpy() < 0.1 * first  # steps that move the guess less than a tenth of the first step
+settled = next((int(s) for k, s in enumerate(moves["step"]) if calm[k:].all()), None)
+if settled is None:
+    say(
+        f"Heun's guess has not settled in these {n} steps: its last step still moves it by {final:.3g} latent RMSE, "
+        f"{final / first:.0%} of its first step's change ({first:.3g}). Try more steps (`smoke=False`)."
+    )
+else:
+    sigma = float(moves.loc[moves["step"] == settled, "sigma"].iloc[0])
+    say(
+        f"From step {settled} of {n} on (sigma {sigma:.2g}), each of Heun's steps moves the guess by less than a "
+        f"tenth of what its first step did ({first:.3g} latent RMSE): the composition is fixed early, the "
+        "remaining steps refine detail."
+    )
+
 # %% [markdown]
-# Heun's guesses settle in the last third of the run, where sigma is small: the composition is fixed early, the
-# remaining steps refine detail.
-#
 # **Exercise**: draw `charts.delta_chart(deltas, metric="ssim")` and compare it with the latent RMSE chart.
 # Which metric sees the late steps' changes better?
 #

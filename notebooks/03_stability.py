@@ -33,20 +33,18 @@ model = None  # None: the embedded miniature SD (64x64, CPU); or a hub id, diffu
 smoke = True  # True: few steps, one rerun (CI); False: the full figures
 seeds = [0]
 device = "cpu"
-out_dir = "figures/03_stability"
+out_dir = None  # None: build/lab/03_stability/ (not committed); make figures: figures/03_stability
 
 # %%
-from pathlib import Path
-
 import torch
 
 import sdlab
 import sdlab.experiments as X
 from sdlab.generation import load
+from sdlab.lab.notebooks import output_dir
 from sdlab.viz import charts, display
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out = output_dir("03_stability", out_dir)  # where this notebook's figures go
 prompt = "a red circle above a blue square, sunset sky"
 sd = load(model, device=device)
 sampler, steps = "DPM++ 2M", (4 if smoke else 20)

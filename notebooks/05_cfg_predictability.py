@@ -34,18 +34,16 @@ model = None  # None: the embedded miniature SD (64x64, CPU); or a hub id, diffu
 smoke = True  # True: 7 CFG scales, 5 step counts (CI); False: CFG 1-12, 10-30 steps, two seeds
 seeds = [0]
 device = "cpu"
-out_dir = "figures/05_cfg_predictability"
+out_dir = None  # None: build/lab/05_cfg_predictability/ (not committed); make figures: figures/05_cfg_predictability
 
 # %%
-from pathlib import Path
-
 import sdlab.experiments as X
 import sdlab.lab.workflows as W
 from sdlab.generation import load
+from sdlab.lab.notebooks import output_dir, say
 from sdlab.viz import charts, display
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out = output_dir("05_cfg_predictability", out_dir)  # where this notebook's figures go
 prompt = "a red circle above a blue square, sunset sky"
 sd = load(model, device=device)
 cfgs = (2, 3, 4, 5, 6, 7, 8) if smoke else tuple(range(1, 13))  # evenly spaced: see Step 1
@@ -70,11 +68,19 @@ fig = W.jump_chart(res, "cfg")
 charts.save_figure(fig, out / "cfg_jumps")
 charts.show_chart(fig)
 
+# %%
+jumps = W.sweep_jumps(res, "cfg")
+low, high = jumps.loc[jumps["value"].idxmin()], jumps.loc[jumps["value"].idxmax()]
+say(
+    f"From one CFG scale to the next, this run's first seed moves by {low.value:.2g} to {high.value:.2g} latent "
+    f"RMSE: least from CFG {low.setting_from:g} to {low.setting_to:g}, most from CFG {high.setting_from:g} to "
+    f"{high.setting_to:g} ({high.value / low.value:.1f} times as much)."
+)
+
 # %% [markdown]
-# Read the strip and the chart together. On the embedded model every unit of CFG moves the image by a similar
-# amount (in smoke mode 0.13 to 0.18 latent RMSE), least around CFG 4-5 and more at both ends: at low CFG the
-# prompt has little grip on the picture; from CFG 6 on the shapes start to deform (watch the circle's outline).
-# Space the settings evenly: a jump across a wider gap looks larger just because the gap is wider.
+# Read the strip and the chart together: at low CFG the prompt has little grip on the picture; at high CFG the
+# shapes start to deform (watch the circle's outline). Space the settings evenly: a jump across a wider gap looks
+# larger just because the gap is wider.
 #
 # **Exercise**: sweep `cfgs=(5, 5.5, 6, 6.5, 7)`. Is a half step of CFG a small change everywhere?
 

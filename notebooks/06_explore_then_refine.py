@@ -38,20 +38,18 @@ model = None  # None: the embedded miniature SD (64x64, CPU); or a hub id, diffu
 smoke = True  # True: 8 steps, 4 previewed (CI); False: 24 steps, 8 previewed
 seeds = [0, 1, 2, 3]
 device = "cpu"
-out_dir = "figures/06_explore_then_refine"
+out_dir = None  # None: build/lab/06_explore_then_refine/ (not committed); make figures: figures/06_explore_then_refine
 pick = None  # the seed to refine when no one clicks (papermill, CI); None: the first seed
 at_step = None  # the handoff step when no one clicks; None: the first previewed step
 
 # %%
-from pathlib import Path
-
 import sdlab
 import sdlab.lab.workflows as W
 from sdlab.generation import load
+from sdlab.lab.notebooks import output_dir, say
 from sdlab.viz import charts, display
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out = output_dir("06_explore_then_refine", out_dir)  # where this notebook's figures go
 prompt = "a red circle above a blue square, sunset sky"
 sd = load(model, device=device)
 steps = 8 if smoke else 24
@@ -107,8 +105,8 @@ display.save_image(ex.grid(mode="full"), out / "previews_full.png")
 # %% [markdown]
 # ## Step 3 · Pick a seed and a step
 #
-# In Jupyter, pick a seed and the step to hand off at, then press **Refine**: DPM++ 2M continues that seed from
-# that step, and the result appears below the buttons. Under papermill (and in CI) the widget is shown as a
+# In Jupyter, pick a seed and the step to hand off at (the grid outlines your pick), then press **Refine**:
+# DPM++ 2M continues that seed from that step, and the result appears right below the buttons. Under papermill (and in CI) the widget is shown as a
 # still image, and the parameters `pick` and `at_step` choose instead.
 
 # %%
@@ -117,7 +115,7 @@ choice = {"seed": ex.seeds[0] if pick is None else pick, "step": ex.preview_step
 
 def on_pick(seed, step):
     choice.update(seed=seed, step=step)  # the cells below use your last pick
-    return display.image_strip(W.before_after(ex, W.refine(ex, seed, at_step=step)), scale=2)
+    return W.before_after(ex, W.refine(ex, seed, at_step=step))  # {title: image}: shown under the controls
 
 
 W.explorer_widget(ex, on_pick)
@@ -149,14 +147,24 @@ print("largest difference to W.refine:", (second.latents - refined.latents).abs(
 # differently, and the steps carry that along, so the two agree to about 1e-4, not to the last bit.)
 #
 # Per step, how much the denoised guess still changes (latent RMSE from step i to i+1), along Euler a's own run
-# and along the handoff path. After the handoff, DPM++ 2M moves the guess less than Euler a does: with 24 steps
-# (`smoke=False`) about half as much at every step; with smoke mode's 8 steps the gap is smaller.
+# and along the handoff path:
 
 # %%
 path = W.refine_table(ex, refined)
 fig = charts.delta_chart(path, comparisons=("next",), title=f"Seed {seed}: Euler a alone and handed to DPM++ 2M")
 charts.save_figure(fig, out / "handoff")
 charts.show_chart(fig)
+moves = path[(path["comparison"] == "next") & (path["metric"] == "latent_rmse") & (path["step"] >= k)]
+by_run = moves.pivot_table(index="step", columns="sampler", values="value")
+alone, handed = (by_run[c] for c in sorted(by_run.columns, key=lambda c: "->" in c))
+ratio = float((handed / alone).median())
+less = int((handed < alone).sum())
+say(
+    f"After the handoff at step {k}, DPM++ 2M moves the guess {ratio:.2f} times as much as Euler a does at the same "
+    f"step (median over the {len(by_run)} remaining steps; less at {less} of them): "
+    + ("the converging sampler settles while the ancestral one keeps moving." if ratio < 1 else
+       "at this step count the converging sampler does not settle faster than Euler a.")
+)
 
 # %% [markdown]
 # **Exercise**: refine the same seed with `sampler="Euler a"` instead. With no re-noise it reproduces the

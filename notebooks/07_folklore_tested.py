@@ -42,21 +42,19 @@ model = None  # None: the embedded miniature SD (64x64, CPU); or a hub id, diffu
 smoke = True  # True: small experiments (CI, about a minute); False: the full figures (about ten minutes)
 seeds = None  # None: seeds 0-1 in smoke mode, 0-5 in full; at least 2 (images are compared with seed-to-seed distances)
 device = "cpu"
-out_dir = "figures/07_folklore_tested"
+out_dir = None  # None: build/lab/07_folklore_tested/ (not committed); make figures: figures/07_folklore_tested
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 import torch
 from IPython.display import Image, display
 
 import sdlab.folklore as F
+from sdlab.lab.notebooks import output_dir
 
 torch.set_num_threads(1)  # small tensors: one thread avoids synchronisation overhead on a shared CPU
 pd.set_option("display.max_colwidth", 200)
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out = output_dir("07_folklore_tested", out_dir)  # where this notebook's figures go
 lab = F.Lab(smoke=smoke, model=model, seeds=seeds, device=device)  # shared runs: each is made once
 print(f"{len(F.CLAIMS)} claims; images {lab.size or 'at the model size'}, seeds {lab.seeds}")
 

@@ -35,19 +35,17 @@
 smoke = True
 seed = 0
 device = "cpu"  # exact denoisers are cheap: everything here runs on the CPU
-out_dir = "figures/08_ground_truth"
+out_dir = None  # None: build/lab/08_ground_truth/ (not committed); make figures: figures/08_ground_truth
 
 # %%
-from pathlib import Path
-
 import torch
 
 from sdlab import groundtruth as gt
+from sdlab.lab.notebooks import output_dir
 from sdlab.viz import groundtruth as plots
 
 torch.set_num_threads(1)  # the tensors are tiny: one thread avoids synchronisation overhead
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out = output_dir("08_ground_truth", out_dir)  # where this notebook's figures go
 n = 32 if smoke else 256  # noise samples per run
 steps = (8, 16, 32) if smoke else (8, 12, 16, 24, 32, 48, 64, 96, 128)
 

@@ -280,12 +280,30 @@ def test_show_images_returns_html_with_one_img_per_image():
     html = D.show_images(t, titles=["a", "<b>", "c"], return_html=True)
     assert html.count("<img") == 3
     assert "&lt;b&gt;" in html and "<b>" not in html  # titles are escaped
-    assert "width='128'" in html  # 64 px images shown at 2x by default, pixels kept sharp
+    assert "width='192'" in html  # 64 px images shown at 3x by default, pixels kept sharp
     assert "pixelated" in html
     decoded = _decode_img_tags(html)
     assert all((d == D.to_uint8(t[k])).all() for k, d in enumerate(decoded))
-    assert D.show_images({"x": t[0]}, scale=3, return_html=True).count("width='192'") == 1
+    assert D.show_images({"x": t[0]}, scale=4, return_html=True).count("width='256'") == 1
     assert D.show_image(t[0], title="one", return_html=True).count("<img") == 1
+
+
+def test_show_grid_is_an_html_table_with_text_labels_and_sharp_large_tiles():
+    import sdlab.viz.display as display
+
+    t = _rand(2, 3, 3, 64, 64)
+    html = display.show_grid({"seed <0>": {"step 1": t[0, 0], "step 2": t[0, 1]}, "seed 1": {"step 1": t[1, 0]}},
+                       title="picks", highlight=(1, 0), return_html=True)  # fmt: skip
+    assert html.count("<img") == 3 and html.count("width='192'") == 3  # 64 px at 3x by default
+    assert "<th>seed &lt;0&gt;</th>" in html and "<th>step 2</th>" in html and "<caption>picks</caption>" in html
+    assert "image-rendering:pixelated" in html
+    assert html.count("<td class='sdlab-pick'>") == 1 and "background:#eee" in html  # the outline, an empty cell
+    decoded = _decode_img_tags(html)
+    assert (decoded[2] == D.to_uint8(t[1, 0])).all()
+    assert display.show_grid([[t[0, 0]]], scale=4, return_html=True).count("width='256'") == 1
+    with pytest.raises(SdlabError, match="one row label per row"):
+        display.show_grid([[t[0, 0]]], row_labels=["a", "b"], return_html=True)
+    assert display.show_grid([[t[0, 0]]]) is None  # outside IPython: nothing shown
 
 
 def test_show_images_outside_ipython_shows_nothing():

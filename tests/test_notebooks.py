@@ -47,8 +47,9 @@ def test_skeleton_and_parameters_cell(path):
     names = {t.id for node in assigns for t in node.targets}
     assert set(PARAMETERS) <= names
     assert re.search(r"^smoke = True\b", params[0].source, re.M), "smoke mode by default"
-    assert re.search(r"^out_dir = \"figures/" + path.stem + '"', params[0].source, re.M)
+    assert re.search(r"^out_dir = None\b", params[0].source, re.M), "by hand: figures into build/lab (ignored)"
     code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    assert f'output_dir("{path.stem}", out_dir)' in code, "figures go where output_dir says, wherever Jupyter started"
     if "sdlab.generate" in code or "X." in code:
         assert {"model", "seeds"} <= names
 
@@ -96,6 +97,39 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     shown = [o for o in outputs if o.get("output_type") in ("display_data", "execute_result")]
     assert any("image/png" in o.get("data", {}) for o in shown), "the notebook shows at least one picture"
+
+
+def test_output_dir_is_ignored_by_default_and_found_from_anywhere(tmp_path, monkeypatch):
+    import subprocess
+
+    from sdlab.lab.notebooks import LAB_DIR, ROOT, output_dir, repo_path
+
+    monkeypatch.chdir(tmp_path)  # a kernel started anywhere (JupyterLab at notebooks/, a home folder ...)
+    monkeypatch.delenv("SDLAB_LAB_DIR", raising=False)
+    assert repo_path("figures") == ROOT / "figures" and repo_path("data", "sweeps").is_dir()
+    default = output_dir("99_probe")
+    assert default == LAB_DIR / "99_probe" and default.is_dir()
+    default.rmdir()
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(default / "x.png")], cwd=ROOT)
+    assert ignored.returncode in (0, 128)  # ignored by git (128: not a git checkout, e.g. an sdist)
+    assert output_dir("99_probe", tmp_path / "abs") == tmp_path / "abs"
+    assert output_dir("99_probe", "build/lab/rel") == ROOT / "build" / "lab" / "rel"  # from the root, not the cwd
+    (ROOT / "build" / "lab" / "rel").rmdir()
+    with pytest.raises(Exception, match="one folder name"):
+        output_dir("../x")
+    monkeypatch.setenv("SDLAB_LAB_DIR", str(tmp_path / "lab"))
+    assert output_dir("99_probe") == tmp_path / "lab" / "99_probe"
+
+
+def test_prose_helpers_write_lists_and_print_outside_a_notebook(capsys):
+    from sdlab.lab.notebooks import listing, say
+
+    assert [listing(x) for x in ([], ["Euler"], ["Euler", "Heun"], ("a", "b", "c"))] == [
+        "none", "Euler", "Euler and Heun", "a, b and c"
+    ]  # fmt: skip
+    assert listing((s for s in ["x", "y"]), conjunction="or") == "x or y"
+    say("**LMS** gets worse")
+    assert capsys.readouterr().out == "**LMS** gets worse\n"  # no IPython shell here: printed
 
 
 TINY = """# ---
@@ -165,6 +199,25 @@ def test_runner_sets_parameters_and_environment_and_reports_failures(tmp_path):
     assert not failed.ok and failed.error.startswith("AssertionError")
     with pytest.raises(SdlabError, match="notebook 99_tiny failed"):
         run_notebook(src, out_dir=tmp_path / "out", parameters={"FAIL": True}, log=None)
+
+
+@pytest.mark.notebook
+def test_full_mode_pins_one_thread_and_records_its_figures_in_the_manifest(tmp_path):
+    for module in ("papermill", "jupytext", "nbclient", "ipykernel"):
+        pytest.importorskip(module)
+    from sdlab.lab.manifest import FIGURE_THREADS, read_manifest
+    from sdlab.lab.notebooks import run_all
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "99_tiny.py").write_text(TINY + '(Path(out_dir) / "figure.png").write_bytes(b"png")\n')
+    (run,) = run_all(smoke=False, notebooks_dir=src, out_dir=tmp_path / "executed", figures_root=tmp_path / "figs",
+                     parameters={"FAIL": False}, log=None)  # fmt: skip
+    assert run.ok and (tmp_path / "figs" / "99_tiny" / "made.txt").read_text() == f"False static {FIGURE_THREADS}"
+    manifest = read_manifest(tmp_path / "figs")
+    assert list(manifest["figures"]) == ["99_tiny/figure.png"]  # PNG and SVG only
+    producer = manifest["producers"]["notebook 99_tiny"]
+    assert producer["threads"] == FIGURE_THREADS and producer["spec"]["smoke"] is False
 
 
 def test_old_runner_path_forwards_and_still_runs(tmp_path):

@@ -29,8 +29,8 @@ def test_explore_keeps_one_preview_strip_per_seed_of_the_requested_length(ex):
     assert tuple(ex.previews["full"].shape) == (3, 3, 3, 32, 32)
     strips = ex.strips(mode="preview")
     assert list(strips) == [0, 1, 2]
-    assert {s.width for s in strips.values()} == {3 * 128 + 2 * 2}  # 3 tiles of 32 px shown at scale 4, 2 gaps
-    assert ex.grid(mode="full").height > 3 * 128
+    assert {s.width for s in strips.values()} == {3 * 192 + 2 * 2}  # 3 tiles of 32 px shown at scale 6, 2 gaps
+    assert ex.grid(mode="full").height > 3 * 192
     # Euler a's last step lands on its denoised guess (sigma_down = 0): the last full preview is the final image
     assert torch.allclose(ex.previews["full"][:, -1], ex.images, atol=1e-5)
 
@@ -112,20 +112,60 @@ def test_the_widget_builds_without_a_kernel_and_passes_the_pick(ex):
     box = W.explorer_widget(ex, on_pick=lambda seed, step: picked.append((seed, step)), static=False)
     assert isinstance(box, widgets.VBox)
 
-    def find(node, kind):
-        found = [node] if isinstance(node, kind) else []
-        for child in getattr(node, "children", ()):
-            found += find(child, kind)
-        return found
-
-    seed_picker = next(w for w in find(box, widgets.ToggleButtons) if w.description == "seed")
+    seed_picker = next(w for w in _find(box, widgets.ToggleButtons) if w.description == "seed")
     seed_picker.value = 2
-    (step_slider,) = find(box, widgets.SelectionSlider)
+    (step_slider,) = _find(box, widgets.SelectionSlider)
     step_slider.value = 3
-    (button,) = find(box, widgets.Button)
+    (button,) = _find(box, widgets.Button)
     button.click()
     assert picked == [(2, 3)]
     assert W.explorer_widget(ex, static=True).size == ex.grid().size  # the static fallback: the grid image
+
+
+def _find(node, kind):
+    found = [node] if isinstance(node, kind) else []
+    for child in getattr(node, "children", ()):
+        found += _find(child, kind)
+    return found
+
+
+def test_the_widget_offers_every_decoded_mode_and_redraws_the_grid_it_sits_above(ex):
+    widgets = pytest.importorskip("ipywidgets")
+    pytest.importorskip("IPython")
+    import dataclasses
+
+    # all three preview modes, as notebook 06 explores (the tiny decoder's tiles stand in for the test model's)
+    every = dataclasses.replace(ex, previews={**ex.previews, "tiny": ex.previews["full"]})
+    box = W.explorer_widget(every, static=False)
+    view = next(w for w in _find(box, widgets.ToggleButtons) if w.description == "show")
+    assert [v for _, v in view.options] == list(W.PREVIEW_MODES)
+    assert [label for label, _ in view.options] == ["cheap linear preview", "tiny decoder, TAESD", "full VAE decode"]
+    (grid,) = [w for w in _find(box, widgets.HTML) if "sdlab-grid" in w.value]
+    controls, images, other, below = box.children
+    assert view in _find(controls, widgets.ToggleButtons) and below is grid  # controls right above the grid
+    assert isinstance(images, widgets.HTML) and isinstance(other, widgets.Output)  # the result under the button
+    first = grid.value
+    assert first.count("<img") == 9 and "width='192'" in first  # 32 px tiles at 6x, labels as HTML text
+    assert "seed 2" in first and "pixelated" in first and first.count("sdlab-pick") == 2  # CSS rule + one tile
+    for mode in ("tiny", "full", "preview"):
+        view.value = mode
+        assert grid.value != first or mode == "preview"
+    assert grid.value == first
+    seed = next(w for w in _find(box, widgets.ToggleButtons) if w.description == "seed")
+    seed.value = 1
+    assert grid.value != first  # the outline moved to the picked seed
+
+
+def test_the_default_pick_shows_the_handoff_as_large_html_images(ex):
+    widgets = pytest.importorskip("ipywidgets")
+    box = W.explorer_widget(ex, static=False)
+    seed = next(w for w in _find(box, widgets.ToggleButtons) if w.description == "seed")
+    seed.value = 1
+    _find(box, widgets.SelectionSlider)[0].value = 3
+    _find(box, widgets.Button)[0].click()  # the default pick: DPM++ 2M from step 3, beside Euler a's images
+    html = box.children[1].value
+    assert html.count("<img") == 3 and html.count("width='192'") == 3 and "DPM++ 2M from step 3" in html
+    assert W._result_html("not images") is None  # anything else goes to the Output, as IPython shows it
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +188,7 @@ def test_sweep_images_follow_the_settings_and_the_largest_jump_is_marked(sweep, 
     closest = W.sweep_jumps(sweep, "steps", metric="ssim", seed=1)  # a similarity: the largest jump is the lowest
     assert closest.loc[closest["largest"], "value"].item() == closest["value"].min()
     strip = W.sweep_strip(sweep, "cfg", seed=1)
-    assert strip.width == 3 * 128 + 2 * 4 + 2 * 4  # tiles at scale 4, gaps of 4, a margin of 4 each side
+    assert strip.width == 3 * 192 + 2 * 4 + 2 * 4  # tiles at scale 6, gaps of 4, a margin of 4 each side
 
 
 def test_jump_chart_has_one_line_per_result(sweep):

@@ -5,6 +5,10 @@
 >>> run_notebook("notebooks/00_quickstart.py", out_dir="build/notebooks")   # smoke mode: seconds on a CPU
 >>> run_all(smoke=False)   # figures/<notebook>/ (PNG + HTML) and figures/executed/<notebook>.ipynb
 
+Run by hand (JupyterLab, ``make lab``), a notebook writes into ``build/lab/<notebook>/`` (not committed) from
+wherever its kernel started (:func:`output_dir`); only the runner's full mode writes the committed
+``figures/<notebook>/``.
+
 Command line (from the repository root)::
 
     python -m sdlab.lab.notebooks --smoke            # every notebook, smoke parameters, into build/notebooks/
@@ -29,12 +33,13 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sdlab.errors import SdlabError
+from sdlab.lab.manifest import FIGURE_THREADS, record_figures
 
 __all__ = [
     "NotebookRun",
@@ -45,7 +50,12 @@ __all__ = [
     "sync_notebooks",
     "check_pairs",
     "main",
+    "output_dir",
+    "repo_path",
+    "say",
+    "listing",
     "NOTEBOOKS_DIR",
+    "LAB_DIR",
     "SMOKE_DIR",
     "FIGURES_DIR",
     "EXECUTED_DIR",
@@ -56,6 +66,8 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 SMOKE_DIR = ROOT / "build" / "notebooks"  # smoke runs: executed notebooks and figures, not committed
 FIGURES_DIR = ROOT / "figures"  # full runs: figures/<notebook>/ ...
 EXECUTED_DIR = FIGURES_DIR / "executed"  # ... and the executed notebooks
+LAB_DIR = ROOT / "build" / "lab"  # notebooks run by hand (JupyterLab, VS Code): their figures, not committed
+LAB_DIR_ENV = "SDLAB_LAB_DIR"  # moves LAB_DIR (the browser test: a temporary folder)
 CELL_TIMEOUT = 900  # seconds one cell may run before the run fails (a full-mode sweep cell is the longest)
 PATTERN = "[0-9][0-9]_*.py"  # lab notebooks: two digits, underscore, name
 _NEEDS = ("papermill", "jupytext", "nbclient", "ipykernel")
@@ -86,6 +98,59 @@ def _require() -> None:
         raise SdlabError(
             f"running notebooks needs {', '.join(missing)}", missing=missing, hint='pip install "sdlab[notebooks]"'
         )
+
+
+def repo_path(*parts: str) -> Path:
+    """A path in the repository (``repo_path("figures", "convergence.csv")``, ``repo_path("data")``), found from
+    sdlab's own files, so a notebook finds it wherever its kernel started; the working directory when sdlab is not
+    installed from a checkout."""
+    root = ROOT if (ROOT / "notebooks").is_dir() and (ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return root.joinpath(*parts)
+
+
+def output_dir(name: str, out_dir: str | Path | None = None) -> Path:
+    """The folder a notebook writes its figures to, created: ``out_dir`` when given (a relative one from the
+    repository root: ``make figures`` passes ``figures/<name>``), else ``build/lab/<name>/`` (not committed; env
+    ``SDLAB_LAB_DIR`` moves that folder), so running a notebook by hand never rewrites the committed figures.
+
+    >>> out = output_dir("00_quickstart", None)   # <repository>/build/lab/00_quickstart, wherever Jupyter started
+    """
+    if not name or "/" in name or "\\" in name:
+        raise SdlabError("a notebook name is one folder name", name=name, hint='e.g. "00_quickstart"')
+    if out_dir is None:
+        base = os.environ.get(LAB_DIR_ENV)
+        folder = Path(base) / name if base else repo_path("build", "lab", name)
+    else:
+        folder = Path(out_dir)
+    if not folder.is_absolute():
+        folder = repo_path(str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def listing(items: Iterable[Any], *, conjunction: str = "and") -> str:
+    """Items as prose: ``"Euler"``, ``"Euler and Heun"``, ``"Euler, Heun and LMS"``; ``"none"`` when empty."""
+    words = [str(i) for i in items]
+    if not words:
+        return "none"
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+def say(text: str) -> None:
+    """Show ``text`` as Markdown in a notebook, print it elsewhere: prose written from the numbers a cell computed,
+    so a smoke run and a full run both read true.
+
+    >>> say(f"**{listing(['Euler', 'Heun'])}** converge (b < 0).")   # bold list of samplers, as Markdown
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(Markdown(text))
+    else:
+        print(text)
 
 
 def find_notebooks(folder: str | Path = NOTEBOOKS_DIR, names: Sequence[str] = ()) -> list[Path]:
@@ -164,7 +229,8 @@ def run_notebook(
 
     ``threads``: CPU threads for the kernel's torch (``OMP_NUM_THREADS``); default 1 in smoke mode, where the
     embedded model's tensors are tiny and two threads on a shared 2-core machine run several times slower than
-    one (they wait on each other), and the machine's default in full mode.
+    one (they wait on each other), and :data:`sdlab.lab.manifest.FIGURE_THREADS` in full mode, so the committed
+    figures come out the same on any machine.
     """
     _require()
     import papermill
@@ -183,7 +249,7 @@ def run_notebook(
     nb = read_notebook(source)
     if log:
         log(f"-- {name} ({'smoke' if smoke else 'full'}) ...")
-    threads = (1 if smoke else None) if threads is None else threads
+    threads = (1 if smoke else FIGURE_THREADS) if threads is None else threads
     # static charts in the stored outputs; one plotly.js for all of the notebooks' figure folders
     env = {"SDLAB_CHARTS": "static", "SDLAB_PLOTLYJS": "../plotly.min.js", "PYTHONUNBUFFERED": "1"}
     if threads:
@@ -228,7 +294,9 @@ def run_all(
     """Execute every lab notebook (or those ``names`` pick), one after the other, and go on past failures.
 
     Smoke mode: executed copies and figures under ``build/notebooks/`` (not committed). Full mode
-    (``smoke=False``): figures into ``figures/<notebook>/`` and executed copies into ``figures/executed/``.
+    (``smoke=False``): figures into ``figures/<notebook>/`` and executed copies into ``figures/executed/``; each
+    notebook that ran records its PNG and SVG figures, its parameters and the thread count in the figures'
+    manifest (:func:`sdlab.lab.manifest.record_figures`), so a check can say which are stale.
     """
     paths = find_notebooks(notebooks_dir, names)
     if out_dir is None:
@@ -246,11 +314,20 @@ def run_all(
                 smoke=smoke, timeout=timeout, log=log, raise_on_error=False, threads=threads,
             )
         )  # fmt: skip
+        if not smoke and runs[-1].ok:
+            _record(runs[-1], figures_root, parameters, FIGURE_THREADS if threads is None else threads)
     if log:
         failed = [r.name for r in runs if not r.ok]
         tail = f"; failed: {', '.join(failed)}" if failed else ""
         log(f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {time.time() - t0:.0f} s{tail}")
     return runs
+
+
+def _record(run: NotebookRun, root: str | Path, parameters: Mapping[str, Any] | None, threads: int) -> None:
+    """Record a full run's committed figures (PNG, SVG) in ``root``'s manifest, producer "notebook <name>"."""
+    figures = [p for p in run.files if p.suffix.lower() in (".png", ".svg")]
+    spec = {"notebook": run.name, "smoke": False, **(parameters or {})}
+    record_figures(root, figures, producer=f"notebook {run.name}", spec=spec, threads=threads)
 
 
 # ---------------------------------------------------------------------------------------------------------------

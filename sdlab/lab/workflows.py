@@ -37,8 +37,8 @@ from sdlab.samplers import resolve_sampler
 from sdlab.viz.charts import chart_mode
 from sdlab.viz.charts.render import render
 from sdlab.viz.charts.series import ChartAxes, ChartLine, summarise
-from sdlab.viz.display import image_grid, image_strip
-from sdlab.viz.images import png_bytes, to_uint8
+from sdlab.viz.display import DISPLAY_SIZE, image_grid, image_strip, show_grid, show_images
+from sdlab.viz.images import to_uint8
 from sdlab.viz.palette import HIGHLIGHT, rgb, sampler_color
 
 __all__ = [
@@ -128,6 +128,20 @@ class Exploration:
         cells = {f"seed {s}": {f"step {i}": tiles[r, c] for c, i in steps} for r, s in enumerate(self.seeds)}
         title = f"{self.sampler}, {self.steps} steps: the denoised guess at the last steps ({_PREVIEW_NAMES[mode]})"
         return image_grid(cells, scale=scale or _auto_scale(tiles[0]), title=title)
+
+    def grid_html(self, *, mode: str = "preview", pick: tuple[int, int] | None = None) -> str:
+        """The :meth:`grid` as HTML: tiles at least 192 px with sharp pixels, labels as text at display size;
+        ``pick=(seed, step)`` outlines that tile."""
+        tiles = self._tiles(mode)
+        cells = [list(tiles[r]) for r in range(len(self.seeds))]
+        sig = self.sigmas
+        cols = [f"step {i} (sigma {float(sig[i]):.2g})" for i in self.preview_steps]
+        rows = [f"seed {s}" for s in self.seeds]
+        at = None
+        if pick is not None and pick[0] in self.seeds and pick[1] in self.preview_steps:
+            at = (self.seeds.index(pick[0]), self.preview_steps.index(pick[1]))
+        title = f"{self.sampler}, {self.steps} steps: the denoised guess at the last steps ({_PREVIEW_NAMES[mode]})"
+        return show_grid(cells, row_labels=rows, col_labels=cols, title=title, highlight=at, return_html=True) or ""
 
     def guess(self, seed: int, step: int, *, mode: str = "full") -> Tensor:
         """The explorer's denoised guess for ``seed`` at ``step``, one image (3, H, W) in [0, 1]."""
@@ -228,8 +242,8 @@ def _upsample(images: Tensor, size: Sequence[int]) -> Tensor:
 
 
 def _auto_scale(images: Tensor) -> int:
-    """The integer scale that shows a (.., H, W) image at least 128 px high (1 for large images)."""
-    return max(1, math.ceil(128 / int(images.shape[-2])))
+    """The integer scale that shows a (.., H, W) image at least 192 px high (1 for large images)."""
+    return max(1, math.ceil(DISPLAY_SIZE / int(images.shape[-2])))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -412,11 +426,13 @@ def explorer_widget(
     *,
     static: bool | None = None,
 ) -> Any:
-    """Pick a seed and a handoff step from an exploration: an ipywidgets box with the seeds x steps grid (cheap
-    preview or full decode), a seed picker, a step slider and a Refine button.
+    """Pick a seed and a handoff step from an exploration: an ipywidgets box with the controls on top (preview
+    mode, seed, step slider, Refine button), the refined result right below them, and the seeds x steps grid
+    (HTML, tiles of at least 192 px) with the pick outlined.
 
-    The button calls ``on_pick(seed, step)`` and shows what it returns (an image, a strip ...) below; the
-    default refines with DPM++ 2M and shows :func:`before_after`. ``static`` (default: when
+    The button calls ``on_pick(seed, step)`` and shows what it returns under the controls: ``{title: image}`` or a
+    batch as HTML images of at least 192 px (sharp pixels, titles as text), anything else as IPython displays
+    it; the default refines with DPM++ 2M and shows :func:`before_after`. ``static`` (default: when
     :func:`sdlab.viz.charts.chart_mode` is not ``"widget"``, e.g. under papermill, or ipywidgets is missing) returns
     the grid as a ``PIL.Image`` instead: pick in code then.
     """
@@ -428,6 +444,8 @@ def explorer_widget(
         except ImportError:
             static = True
     modes = [m for m in PREVIEW_MODES if m in exploration.previews]
+    if not modes:
+        raise SdlabError("the exploration has no previews", hint=f"explore(..., decode={PREVIEW_MODES})")
     if static:
         return exploration.grid(mode=modes[0])
     return _widget(widgets, exploration, on_pick or _default_pick(exploration), modes)
@@ -435,35 +453,54 @@ def explorer_widget(
 
 def _default_pick(ex: Exploration) -> Callable[[int, int], Any]:
     def pick(seed: int, step: int) -> Any:
-        return image_strip(before_after(ex, refine(ex, seed, at_step=step)), scale=_auto_scale(ex.images))
+        return before_after(ex, refine(ex, seed, at_step=step))
 
     return pick
 
 
-def _widget(widgets: Any, ex: Exploration, on_pick: Callable[[int, int], Any], modes: list[str]) -> Any:
-    from IPython.display import display
+def _result_html(shown: Any) -> str | None:
+    """What ``on_pick`` returned as HTML images at display size (``{title: image}`` or a batch), else None."""
+    if isinstance(shown, (Mapping, Tensor)):
+        return show_images(shown, return_html=True)
+    return None
 
-    labels = {"preview": "cheap preview", "full": "full decode"}
-    view = widgets.ToggleButtons(options=[(labels[m], m) for m in modes], description="show")
-    grid = widgets.Image(value=png_bytes(ex.grid(mode=modes[0])), format="png")
-    seed = widgets.ToggleButtons(options=[(str(s), s) for s in ex.seeds], description="seed")
+
+def _widget(widgets: Any, ex: Exploration, on_pick: Callable[[int, int], Any], modes: list[str]) -> Any:
+    fit = {"button_width": "auto"}  # buttons as wide as their labels
+    view = widgets.ToggleButtons(options=[(_PREVIEW_NAMES[m], m) for m in modes], description="show", style=fit)
+    seed = widgets.ToggleButtons(options=[(str(s), s) for s in ex.seeds], description="seed", style=fit)
     step = widgets.SelectionSlider(options=ex.preview_steps, value=ex.preview_steps[0], description="from step")
     button = widgets.Button(description="Refine", button_style="primary", tooltip="continue this seed")
-    out = widgets.Output()
+    grid = widgets.HTML()
+    images = widgets.HTML()  # a result of images: HTML as the grid's (sharp pixels, 192 px, text labels)
+    out = widgets.Output()  # any other result, as IPython displays it
+    for control in (view, seed, step, button):
+        control.add_class("sdlab-explorer-control")
+    grid.add_class("sdlab-explorer-grid")
+    images.add_class("sdlab-explorer-result")
+    out.add_class("sdlab-explorer-result")
 
-    def redraw(change: Any) -> None:
-        grid.value = png_bytes(ex.grid(mode=change["new"]))
+    def redraw(_: Any = None) -> None:
+        grid.value = ex.grid_html(mode=view.value, pick=(seed.value, step.value))
 
     def clicked(_: Any) -> None:
+        from IPython.display import display
+
+        shown = on_pick(seed.value, step.value)
+        html = _result_html(shown)
+        images.value = html or ""
         with out:
             out.clear_output(wait=True)
-            shown = on_pick(seed.value, step.value)
-            if shown is not None:
+            if html is None and shown is not None:
                 display(shown)
 
-    view.observe(redraw, names="value")
+    for control in (view, seed, step):
+        control.observe(redraw, names="value")
     button.on_click(clicked)
-    return widgets.VBox([view, grid, seed, widgets.HBox([step, button]), out])
+    redraw()
+    # the controls on top, the refined result right under its button, the grid they outline under both
+    controls = widgets.VBox([view, seed, widgets.HBox([step, button])])
+    return widgets.VBox([controls, images, out, grid])
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -32,12 +32,15 @@ __all__ = [
     "save_image",
     "show_images",
     "show_image",
+    "show_grid",
+    "DISPLAY_SIZE",
 ]
 
 _PAD = 2  # pixels between images in strips and grids
 _BACKGROUND = (255, 255, 255)
 _TEXT = (20, 20, 20)
 _MISSING = (235, 235, 235)  # an empty grid cell
+DISPLAY_SIZE = 192  # pixels: the least an image's shorter side is shown at in HTML (a 64 px image at 3x)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,6 +145,33 @@ def image_strip(
     return canvas
 
 
+def _grid_arrays(
+    caller: str,
+    images: Any,
+    row_labels: Sequence[str] | None,
+    col_labels: Sequence[str] | None,
+    value_range: ValueRange | None,
+) -> tuple[list[list[Any]], list[str] | None, list[str] | None]:
+    """A grid's cells as one image array each (None for an empty cell) and its row and column labels (given, or
+    from the keys), checked: at least one image, one label per row and column, one image per cell."""
+    cells, rows_from_keys, cols_from_keys = _grid_cells(images)
+    rows = rows_from_keys if row_labels is None else [str(r) for r in row_labels]
+    cols = cols_from_keys if col_labels is None else [str(c) for c in col_labels]
+    n_cols = max((len(r) for r in cells), default=0)
+    if not cells or not n_cols:
+        raise SdlabError(f"{caller} needs at least one image")
+    if rows is not None and len(rows) != len(cells):
+        raise SdlabError("one row label per row", row_labels=len(rows), rows=len(cells))
+    if cols is not None and len(cols) != n_cols:
+        raise SdlabError("one column label per column", col_labels=len(cols), columns=n_cols)
+    arrays = [[None if c is None else to_images(c, value_range=value_range)[0] for c in row] for row in cells]
+    for r, row in enumerate(arrays):
+        for c, a in enumerate(row):
+            if a is not None and len(a) != 1:
+                raise SdlabError("each grid cell takes one image", row=r, column=c, images=len(a))
+    return arrays, rows, cols
+
+
 def _grid_cells(images: Any) -> tuple[list[list[Any]], list[str] | None, list[str] | None]:
     """Rows of cells (None = empty) and the row / column labels a dict layout implies."""
     if isinstance(images, Mapping):
@@ -204,21 +234,8 @@ def image_grid(
     from PIL import Image
 
     check_scale(scale)
-    cells, rows_from_keys, cols_from_keys = _grid_cells(images)
-    row_labels = rows_from_keys if row_labels is None else [str(r) for r in row_labels]
-    col_labels = cols_from_keys if col_labels is None else [str(c) for c in col_labels]
-    n_rows, n_cols = len(cells), max((len(r) for r in cells), default=0)
-    if n_rows == 0 or n_cols == 0:
-        raise SdlabError("image_grid needs at least one image")
-    if row_labels is not None and len(row_labels) != n_rows:
-        raise SdlabError("one row label per row", row_labels=len(row_labels), rows=n_rows)
-    if col_labels is not None and len(col_labels) != n_cols:
-        raise SdlabError("one column label per column", col_labels=len(col_labels), columns=n_cols)
-    arrays = [[None if c is None else to_images(c, value_range=value_range)[0] for c in row] for row in cells]
-    for r, row in enumerate(arrays):
-        for c, a in enumerate(row):
-            if a is not None and len(a) != 1:
-                raise SdlabError("each grid cell takes one image", row=r, column=c, images=len(a))
+    arrays, row_labels, col_labels = _grid_arrays("image_grid", images, row_labels, col_labels, value_range)
+    n_rows, n_cols = len(arrays), max(len(r) for r in arrays)
     tiles = [[None if a is None else a[0].repeat(scale, 0).repeat(scale, 1) for a in row] for row in arrays]
     cell_h = max(t.shape[0] for row in tiles for t in row if t is not None)
     cell_w = max(t.shape[1] for row in tiles for t in row if t is not None)
@@ -323,7 +340,7 @@ def save_image(image: Any, path: Any, *, value_range: ValueRange | None = None) 
 # HTML and Jupyter
 
 
-def _auto_scale(arrays: Sequence[np.ndarray], target: int = 128) -> int:
+def _auto_scale(arrays: Sequence[np.ndarray], target: int = DISPLAY_SIZE) -> int:
     """The integer scale that makes the smallest image's shorter side at least ``target`` pixels (at most 8)."""
     side = min(min(a.shape[:2]) for a in arrays)
     return int(min(8, max(1, math.ceil(target / max(1, side)))))
@@ -338,7 +355,7 @@ def _html_images(arrays: Sequence[np.ndarray], titles: Sequence[str] | None, sca
         cells.append(
             "<div style='display:inline-block;margin:2px;vertical-align:top'>"
             f"{caption}<img src='{src}' width='{w * scale}' height='{h * scale}' "
-            "style='image-rendering:pixelated;image-rendering:crisp-edges'></div>"
+            "style='image-rendering:crisp-edges;image-rendering:pixelated'></div>"
         )
     if columns:
         rows = ["<div>" + "".join(cells[i : i + columns]) + "</div>" for i in range(0, len(cells), columns)]
@@ -367,7 +384,7 @@ def show_images(
     return_html: bool = False,
 ) -> str | None:
     """Show images in a row (or ``columns`` per row) in Jupyter, as PNG ``<img>`` tags enlarged ``scale`` times
-    with sharp pixels (default: enough that a 64x64 image is 128 px). Titles from ``titles`` or a dict's keys.
+    with sharp pixels (default: enough that a 64x64 image is 192 px). Titles from ``titles`` or a dict's keys.
 
     Inputs in any form the module takes: floats in ``value_range`` (default (0, 1)), uint8 in [0, 255].
     ``return_html=True`` returns the HTML instead of displaying it (for tests and for pages).
@@ -396,3 +413,68 @@ def show_image(
         [image], titles=None if title is None else [title], scale=scale, value_range=value_range,
         return_html=return_html,
     )  # fmt: skip
+
+
+_GRID_CSS = (
+    "<style>.sdlab-grid{border-collapse:separate;border-spacing:3px;font:13px sans-serif;color:#222}"
+    ".sdlab-grid th{font-weight:normal;padding:2px 4px;text-align:center;vertical-align:middle}"
+    ".sdlab-grid td{padding:0;border:3px solid transparent}.sdlab-grid td.sdlab-pick{border-color:#d62728}"
+    ".sdlab-grid img{display:block;image-rendering:crisp-edges;image-rendering:pixelated}"
+    ".sdlab-grid caption{font-weight:bold;padding:2px}</style>"
+)
+
+
+def show_grid(
+    images: Any,
+    *,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    scale: int | None = None,
+    highlight: tuple[int, int] | None = None,
+    value_range: ValueRange | None = None,
+    return_html: bool = False,
+) -> str | None:
+    """Show a labelled grid in Jupyter as an HTML table: each image enlarged ``scale`` times with sharp pixels
+    (default: its shorter side at least 192 px), labels and ``title`` as text at display size rather than drawn
+    into the pixels. ``highlight=(row, column)`` (indices) outlines one cell.
+
+    ``images`` in the forms :func:`image_grid` takes (a list of rows, ``{row: {col: image}}``,
+    ``{(row, col): image}`` or a ``(rows, cols, C, H, W)`` tensor; None leaves a cell empty).
+    ``return_html=True`` returns the HTML instead of displaying it.
+
+    >>> html = show_grid({"seed 0": {"step 6": a, "step 7": b}}, return_html=True)   # 64 px images at 192 px
+    """
+    arrays, row_labels, col_labels = _grid_arrays("show_grid", images, row_labels, col_labels, value_range)
+    n_cols = max(len(r) for r in arrays)
+    present = [a[0] for row in arrays for a in row if a is not None]
+    if not present:
+        raise SdlabError("show_grid needs at least one image")
+    scale = _auto_scale(present) if scale is None else scale
+    check_scale(scale)
+    cell_h = max(a.shape[0] for a in present) * scale
+    parts = [_GRID_CSS, "<table class='sdlab-grid'>"]
+    if title:
+        parts.append(f"<caption>{html.escape(title)}</caption>")
+    if col_labels:
+        corner = "<th></th>" if row_labels else ""
+        parts.append("<tr>" + corner + "".join(f"<th>{html.escape(c)}</th>" for c in col_labels) + "</tr>")
+    for r, row in enumerate(arrays):
+        parts.append("<tr>" + (f"<th>{html.escape(row_labels[r])}</th>" if row_labels else ""))
+        for c in range(n_cols):
+            cell = row[c] if c < len(row) else None
+            pick = " class='sdlab-pick'" if highlight is not None and tuple(highlight) == (r, c) else ""
+            if cell is None:
+                parts.append(f"<td{pick}><div style='height:{cell_h}px;background:#eee'></div></td>")
+                continue
+            a = cell[0]
+            h, w = a.shape[:2]
+            src = png_data_url(png_bytes(a))
+            parts.append(f"<td{pick}><img src='{src}' width='{w * scale}' height='{h * scale}'></td>")
+        parts.append("</tr>")
+    parts.append("</table>")
+    text = "".join(parts)
+    if return_html:
+        return text
+    _display_html(text)
+    return None

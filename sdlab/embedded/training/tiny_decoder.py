@@ -120,6 +120,11 @@ def train_tiny_decoder(
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     model.save_pretrained(out, safe_serialization=True)  # float32: 0.4 MB
+    # diffusers writes block_out_channels into AutoencoderTiny's config and then warns when it reads it back
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config.pop("block_out_channels", None)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     summary = {
         "config": asdict(cfg),
         "latents": len(z),
