@@ -136,14 +136,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)  # --debug before or after the command
-    common.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="print the full traceback of an error"
-    )
-    parser = argparse.ArgumentParser(prog="sdlab", description="Measure diffusion samplers.", parents=[common])
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_generate(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``sdlab generate``: its flags, A1111's settings by name."""
     g = sub.add_parser("generate", parents=[common], help="generate PNGs (A1111 infotext + sdlab spec inside)")
     g.add_argument("--prompt", default=None, help="required unless --from")
     g.add_argument(
@@ -166,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=_cmd_generate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)  # --debug before or after the command
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="print the full traceback of an error"
+    )
+    parser = argparse.ArgumentParser(prog="sdlab", description="Measure diffusion samplers.", parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_generate(sub, common)
 
     s = sub.add_parser("samplers", parents=[common], help="the sampler catalogue")
     s.add_argument("--json", action="store_true")

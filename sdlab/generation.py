@@ -380,14 +380,11 @@ def generate(
     schedule "karras") or old ``k_`` forms. Each image has its own generator (``rng``: "GPU", "CPU" or "NV"), so
     it never changes with batch size or position. KSamplerAdvanced-style handoff: ``start_step``/``end_step``
     slice the schedule, ``add_noise=False`` continues ``latents`` as they are, ``return_leftover_noise=True``
-    stops at the slice's last sigma instead of denoising to 0. Extra keyword arguments go to the sampler (eta,
-    s_churn, s_noise, solver_type, ...). With ``trajectory=True`` each image's per-step latents, denoised
-    predictions, NFE and wall time are recorded, on the CPU at ``trajectory_dtype`` (None: float32, as sampled;
-    "float16" halves their memory); no decoded image is kept. ``batch_size`` images are sampled at once (None: all).
-
-    Every argument is checked before any model work, those that need the model (latents' shape, CLIP skip's
-    range) right after loading it, and a size over :func:`sdlab.limits.check_image`'s bounds is refused before
-    anything is allocated; each bad one raises one SdlabError naming the setting.
+    stops at the slice's last sigma instead of denoising to 0. Extra keyword arguments go to the sampler (eta, ...).
+    ``trajectory=True`` records each image's per-step latents, denoised predictions, NFE and wall time on the CPU
+    at ``trajectory_dtype`` (None: float32; "float16" halves them), no decoded image. ``batch_size``: at once.
+    Every argument is checked before any model work (what needs the model right after loading it, sizes against
+    :func:`sdlab.limits.check_image` before any allocation): a bad one raises an SdlabError naming the setting.
     """
     a = _check_arguments(
         prompt, negative_prompt, sampler, schedule, steps, cfg, seeds, size, rng, ensd, clip_skip, start_step,

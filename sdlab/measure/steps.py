@@ -65,6 +65,13 @@ def decode_latents(model: Any, latents: Tensor, *, mode: str = "full", batch_siz
     return torch.cat(images)
 
 
+def _check_stepping(decode_every: Any, stream_bytes: Any) -> None:
+    if not isinstance(decode_every, int) or decode_every < 1:
+        raise SdlabError("decode_every must be an integer >= 1", decode_every=decode_every)
+    if stream_bytes is not None and (isinstance(stream_bytes, bool) or not isinstance(stream_bytes, int)):
+        raise SdlabError("stream_bytes must be a number of bytes or None", stream_bytes=stream_bytes)
+
+
 def step_deltas(
     trajectory: Trajectory,
     final: Tensor,
@@ -91,10 +98,7 @@ def step_deltas(
     FLIP (LPIPS's network may round ~1e-9 differently in another batch). ``keep_images=True`` keeps each decoded
     step on the trajectory instead (``trajectory.images[("denoised", decode)][step]``).
     """
-    if not isinstance(decode_every, int) or decode_every < 1:
-        raise SdlabError("decode_every must be an integer >= 1", decode_every=decode_every)
-    if stream_bytes is not None and (isinstance(stream_bytes, bool) or not isinstance(stream_bytes, int)):
-        raise SdlabError("stream_bytes must be a number of bytes or None", stream_bytes=stream_bytes)
+    _check_stepping(decode_every, stream_bytes)
     n = len(trajectory)
     if n == 0:
         return []
