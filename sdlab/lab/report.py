@@ -275,10 +275,11 @@ def _convergence(sec: _Sections, cfg: ReportConfig, common: dict[str, Any], prog
     sec.title(
         "Cost vs quality",
         "Model evaluations (NFE) per image against the latent distance to the reference: second-order samplers "
-        "(Heun, DPM2, DPM++ SDE, DPM++ 2S a, Restart) spend two evaluations per step.",
+        "(Heun, DPM2, DPM++ SDE, DPM++ 2S a, Restart) spend two evaluations per step. Wall-clock seconds per run "
+        "are in timings.csv (they change from machine to machine and run to run, so the page does not show them).",
     )
     sec.chart(cost_quality_chart(final, images=conv.images, panels="family"), "cost_quality")
-    sec.table(final.groupby("sampler", sort=False)[["nfe", "seconds"]].mean().reset_index())
+    sec.table(final.groupby("sampler", sort=False)[["nfe"]].mean().reset_index())
     return list(conv.notes)
 
 
