@@ -11,28 +11,12 @@ arithmetic alone). The cases, and a script printing them as a table, live in ``s
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-import types
-from pathlib import Path
 
 import pytest
+from scripts_loader import load_script
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_comfy.py"
-
-
-def _load_check() -> types.ModuleType:
-    if "check_comfy" in sys.modules:
-        return sys.modules["check_comfy"]
-    spec = importlib.util.spec_from_file_location("check_comfy", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["check_comfy"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _load_check()
+check = load_script("check_comfy")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 _ROOT = os.environ.get("SDLAB_COMFYUI_PATH") or check.comfyui_location()  # a ComfyUI checkout may stand in

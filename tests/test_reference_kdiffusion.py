@@ -9,28 +9,12 @@ The cases, and a script printing them as a table, live in ``scripts/check_kdiffu
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-import types
-from pathlib import Path
 
 import pytest
+from scripts_loader import load_script
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_kdiffusion.py"
-
-
-def _load_check() -> types.ModuleType:
-    if "check_kdiffusion" in sys.modules:
-        return sys.modules["check_kdiffusion"]
-    spec = importlib.util.spec_from_file_location("check_kdiffusion", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["check_kdiffusion"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _load_check()
+check = load_script("check_kdiffusion")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
