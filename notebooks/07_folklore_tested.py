@@ -206,8 +206,15 @@ ev = F.check("dpmpp_2m_karras_good_at_20_30", lab, out_dir=out)
 ev = F.check("karras_helps_low_steps", lab, out_dir=out)
 
 # %% [markdown]
-# **Exercise**: every step-count claim depends on the tolerance. Rejudge one with another:
-# `F.judge_lms_needs_100(lab.evidence["lms_needs_100_steps"].table, tol=0.005)`. Which verdicts move?
+# Every step-count claim depends on the tolerance. Move the slider: the judge reads the same evidence with another
+# `tol` (nothing is re-run), and the verdict follows.
+
+# %%
+F.rejudge("lms_needs_100_steps", lab.evidence["lms_needs_100_steps"], "tol", [0.005, 0.01, 0.02, 0.05, 0.1])
+
+# %% [markdown]
+# **Exercise**: do the same for `"ddim_needs_many_steps"` and `"heun_dpm2_fewer_steps_twice_cost"`
+# (`F.rejudge(claim_id, lab.evidence[claim_id], "tol", ...)`). Which verdicts move, and at what tolerance?
 
 # %% [markdown]
 # ## Step 5 · Ancestral and SDE samplers

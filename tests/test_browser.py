@@ -178,7 +178,8 @@ _COLLECT = """() => {
 # a fingerprint of what the widgets drive inside one output: charts, images, the explorer's grid and result
 _DRIVEN = """(area) => {
   const parts = [];
-  const driven = '.js-plotly-plot .main-svg, .sdlab-explorer-grid, .sdlab-explorer-result, .widget-image';
+  const driven = ['.js-plotly-plot .main-svg', '.sdlab-explorer-grid', '.sdlab-explorer-result', '.sdlab-driven',
+                  '.widget-image'].join(', ');
   for (const el of area.querySelectorAll(driven)) {
     parts.push(el.tagName === 'IMG' ? el.src : el.innerHTML);
   }

@@ -64,6 +64,8 @@ OLD_PUBLIC_NAMES = (
     "save_verdicts", "show_evidence", "save_evidence",
 )  # fmt: skip
 
+ADDED_NAMES = {"rejudge"}  # public names added since, each on purpose
+
 NOTEBOOK_ORDER = (
     "converge_same_image", "heun_dpm2_fewer_steps_twice_cost", "heun_dpm2_twice_as_fast_as_lms", "lms_best_at_8_steps",
     "lms_degrades_at_60", "dpm2a_is_euler_a_previous_seed", "karras_helps_low_steps", "dpm_adaptive_ignores_steps",
@@ -78,7 +80,7 @@ NOTEBOOK_ORDER = (
 def test_the_package_keeps_every_name_of_the_old_module_and_the_claims_order():
     missing = [name for name in OLD_PUBLIC_NAMES if not hasattr(F, name)]
     assert not missing
-    assert set(F.__all__) <= set(OLD_PUBLIC_NAMES)
+    assert set(F.__all__) <= set(OLD_PUBLIC_NAMES) | ADDED_NAMES
     assert tuple(F.CLAIMS) == NOTEBOOK_ORDER  # the theme modules register out of order; CLAIMS keeps the notebook's
     assert F.judge_lms_degrades is F.CLAIMS["lms_degrades_at_60"].judge
 
@@ -129,6 +131,27 @@ def test_converge_same_image_threshold_flips_the_verdict():
     assert F.judge_converge_same_image(table, same=0.35)[0] == "supported"
     verdict, summary = F.judge_converge_same_image(table)
     assert "0.30" in summary and str(F.SAME) in summary  # the number and the threshold are in the summary
+
+
+def test_rejudge_moves_the_verdict_with_the_threshold_static_and_as_a_slider():
+    evidence = F.Evidence("mixed", "", _pairs_table(0.3))
+    table = F.rejudge("converge_same_image", evidence, "same", [0.1, 0.35], static=True)
+    assert list(table["same"]) == [0.1, 0.35] and list(table["verdict"]) == ["mixed", "supported"]
+    pytest.importorskip("ipywidgets")
+    box = F.rejudge("converge_same_image", evidence, "same", [0.1, 0.35], static=False)
+    slider, shown = box.children
+    assert "MIXED" in shown.value and "0.1" in shown.value
+    slider.value = 1  # the second threshold: the verdict and the summary under the slider follow
+    assert "SUPPORTED" in shown.value and "0.35" in shown.value
+
+
+def test_rejudge_refuses_a_threshold_the_judge_does_not_have():
+    evidence = F.Evidence("mixed", "", _pairs_table(0.3))
+    with pytest.raises(SdlabError, match="no threshold 'tol'") as e:
+        F.rejudge("converge_same_image", evidence, "tol", [0.1])
+    assert "same" in str(e.value)  # names the thresholds it has
+    with pytest.raises(SdlabError, match="finite"):
+        F.rejudge("converge_same_image", evidence, "same", [math.nan])
 
 
 def _gt_table(orders: dict[str, float], nfe_per_step: dict[str, int]) -> pd.DataFrame:

@@ -14,9 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from sdlab.errors import SdlabError
 from sdlab.folklore.lab import Lab
 from sdlab.folklore.registry import CLAIMS, Claim, get_claim
 from sdlab.folklore.verdicts import Evidence
+from sdlab.viz.charts import live_widgets
 from sdlab.viz.display import image_strip, save_image, show_images
 from sdlab.viz.images import png_data_url
 
@@ -29,6 +31,7 @@ __all__ = [
     "save_verdicts",
     "show_evidence",
     "save_evidence",
+    "rejudge",
 ]
 
 _COLOURS = {"supported": "#2ca02c", "refuted": "#d62728", "mixed": "#ff7f0e", "inconclusive": "#7f7f7f"}
@@ -170,3 +173,56 @@ def save_evidence(evidence: Evidence, out_dir: str | Path, name: str) -> list[Pa
     evidence.table.to_csv(out / f"{name}.csv", index=False)
     written.append(out / f"{name}.csv")
     return written
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# change a threshold, see the verdict move
+
+
+def rejudge(
+    claim_id: str, evidence: Evidence, threshold: str, values: Sequence[float], *, static: bool | None = None
+) -> Any:
+    """The verdict of one claim's evidence under each value of one of its judge's thresholds (``tol``, ``same``,
+    ``degrade`` ...): a slider over ``values`` with the verdict and summary under it, in a Jupyter kernel with
+    ipywidgets; a table (threshold value, verdict, summary) otherwise or with ``static=True`` (papermill, scripts).
+    Nothing is re-run: the judge reads the same evidence table.
+
+    >>> rejudge("lms_needs_100_steps", lab.evidence["lms_needs_100_steps"], "tol", [0.005, 0.01, 0.02, 0.05])
+    """
+    import inspect
+    import math
+
+    claim = get_claim(claim_id)
+    names = [p.name for p in inspect.signature(claim.judge).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    if threshold not in names:
+        raise SdlabError(
+            f"the judge of {claim_id!r} has no threshold {threshold!r}", claim=claim_id, threshold=threshold,
+            hint=f"its thresholds: {', '.join(names) or 'none'}",
+        )  # fmt: skip
+    values = list(values)
+    if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        raise SdlabError("rejudge needs finite threshold values", claim=claim_id, values=values)
+    rows = [(v, *claim.judge(evidence.table, **{threshold: v})) for v in values]
+    table = pd.DataFrame(rows, columns=[threshold, "verdict", "summary"])
+    widgets = live_widgets(static)
+    return table if widgets is None else _rejudge_widget(widgets, table, threshold)
+
+
+def _rejudge_widget(widgets: Any, table: pd.DataFrame, threshold: str) -> Any:
+    slider = widgets.SelectionSlider(
+        options=[(f"{v:g}", k) for k, v in enumerate(table[threshold])], description=threshold, value=0
+    )
+    shown = widgets.HTML()
+    shown.add_class("sdlab-driven")
+
+    def redraw(_: Any = None) -> None:
+        row = table.iloc[slider.value]
+        badge = (
+            f"<span style='background:{_COLOURS[row.verdict]};color:white;padding:2px 8px;border-radius:4px;"
+            f"font-weight:bold'>{row.verdict.upper()}</span>"
+        )
+        shown.value = f"<p>{badge} {escape(row.summary)}</p>"
+
+    slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([slider, shown])

@@ -34,7 +34,7 @@ from sdlab.errors import SdlabError, closest
 from sdlab.experiments import SIMILARITIES, decode_latents, step_deltas
 from sdlab.generation import GenerateResult, Trajectory, generate, load, schedule_for
 from sdlab.samplers import resolve_sampler
-from sdlab.viz.charts import chart_mode
+from sdlab.viz.charts import live_widgets
 from sdlab.viz.charts.render import render
 from sdlab.viz.charts.series import ChartAxes, ChartLine, summarise
 from sdlab.viz.display import DISPLAY_SIZE, image_grid, image_strip, show_grid, show_images
@@ -436,17 +436,11 @@ def explorer_widget(
     :func:`sdlab.viz.charts.chart_mode` is not ``"widget"``, e.g. under papermill, or ipywidgets is missing) returns
     the grid as a ``PIL.Image`` instead: pick in code then.
     """
-    if static is None:
-        static = chart_mode() != "widget"
-    if not static:
-        try:
-            import ipywidgets as widgets
-        except ImportError:
-            static = True
+    widgets = live_widgets(static)
     modes = [m for m in PREVIEW_MODES if m in exploration.previews]
     if not modes:
         raise SdlabError("the exploration has no previews", hint=f"explore(..., decode={PREVIEW_MODES})")
-    if static:
+    if widgets is None:
         return exploration.grid(mode=modes[0])
     return _widget(widgets, exploration, on_pick or _default_pick(exploration), modes)
 

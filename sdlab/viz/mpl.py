@@ -146,7 +146,7 @@ def line_chart(
     """One line per ``series`` (the median of ``value`` per ``x``), values divided by ``scale``: a colour per value
     of the first series column (a sampler's own colour when that column is ``"sampler"``), a line style per value
     of the second; dashed grey ``hlines`` ``{label: y}``. Returns a matplotlib ``Figure``."""
-    fig, ax = new_figure()
+    fig, ax = new_figure(width=9.0)
     cols = [c for c in series if c in table.columns]
     groups = list(table.groupby(cols, sort=False)) if cols else [((), table)]
     firsts = list(dict.fromkeys(k[0] if isinstance(k, tuple) else k for k, _ in groups))
@@ -171,9 +171,9 @@ def line_chart(
             ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
             ax.minorticks_off()
     if logy:
-        ax.set_yscale("log")
+        log_y_ticks(ax)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7)
+    fig.legend(fontsize=7, loc="outside right upper")  # beside the plot: never over a line
     return fig
 
 

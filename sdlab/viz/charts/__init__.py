@@ -48,6 +48,7 @@ from sdlab.viz.charts.show import (
     PLOTLYJS_ENV,
     chart_mode,
     interactive,
+    live_widgets,
     save_figure,
     set_chart_mode,
     show_chart,
@@ -60,5 +61,6 @@ from sdlab.viz.palette import PALETTE
 __all__ = ["schedule_chart", "convergence_chart", "delta_chart", "stability_chart", "divergence_chart"]
 __all__ += ["cost_quality_chart", "order_chart", "trajectory_table"]
 __all__ += ["show_chart", "save_figure", "write_plotlyjs", "interactive", "set_chart_mode", "chart_mode"]
+__all__ += ["live_widgets"]
 __all__ += ["CHART_MODES", "HOVER_IMAGE_JS", "MODE_ENV", "PLOTLYJS_ENV", "BACKENDS", "DASHES", "PANELS"]
 __all__ += ["SIMILARITIES", "THUMB_SIZE", "PALETTE"]

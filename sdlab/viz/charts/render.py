@@ -105,21 +105,28 @@ def _plotly_panels(lines: Sequence[ChartLine], axes: ChartAxes) -> Any:
 
 
 def _plain_ticks(lines: Sequence[ChartLine], axes: ChartAxes, most: int = 10) -> dict[str, Any]:
-    """A log x axis with few distinct values (steps 4, 8, 16, 32) ticked at those values, as plain numbers."""
+    """A log x axis with few distinct values (steps 4, 8, 16, 32) ticked at those values, as plain numbers; of
+    values closer than a factor 1.2 (NFE 31 and 32) only the larger is labelled, so labels never collide."""
     xs = sorted({v for line in lines for v in line.x})
-    if not axes.xlog or not 0 < len(xs) <= most:
+    if not axes.xlog or not 0 < len(xs) <= most or xs[0] <= 0:
         return {}
+    kept = [xs[-1]]
+    for v in reversed(xs[:-1]):
+        if kept[-1] / v >= 1.2:
+            kept.append(v)
+    xs = kept[::-1]
     return {"tickvals": xs, "ticktext": [f"{v:g}" for v in xs]}
 
 
 def _notes(fig: Any, axes: ChartAxes) -> None:
-    """The axes' notes in small grey type under the chart."""
+    """The axes' notes in small grey type under the chart, below the x-axis title (placed in pixels, so no chart
+    height puts them on it)."""
     if axes.notes:
         fig.add_annotation(
-            text="<br>".join(axes.notes), xref="paper", yref="paper", x=0, y=-0.16, showarrow=False,
-            align="left", font={"size": 10, "color": "#666"},
+            text="<br>".join(axes.notes), xref="paper", yref="paper", x=0, y=0, xanchor="left", yanchor="top",
+            yshift=-52, showarrow=False, align="left", font={"size": 10, "color": "#666"},
         )  # fmt: skip
-        fig.update_layout(margin={"b": 90})
+        fig.update_layout(margin={"b": 64 + 14 * len(axes.notes)})
 
 
 def plotly_figure(lines: Sequence[ChartLine], axes: ChartAxes, *, bars: Sequence[ChartBar] = ()) -> Any:

@@ -28,6 +28,7 @@ __all__ = [
     "interactive",
     "set_chart_mode",
     "chart_mode",
+    "live_widgets",
     "CHART_MODES",
     "HOVER_IMAGE_JS",
     "MODE_ENV",
@@ -147,6 +148,21 @@ def chart_mode() -> str:
         widgets = all(importlib.util.find_spec(m) is not None for m in ("ipywidgets", "anywidget"))
         mode = "widget" if _in_kernel() and widgets else "static"
     return mode
+
+
+def live_widgets(static: bool | None = None) -> Any:
+    """The ``ipywidgets`` module when a function should show live widgets, else None (show static output):
+    ``static=None`` asks :func:`chart_mode` (not ``"widget"`` under papermill or outside a kernel); None too when
+    ipywidgets is missing. The one rule every widget of sdlab follows."""
+    if static is None:
+        static = chart_mode() != "widget"
+    if static:
+        return None
+    try:
+        import ipywidgets
+    except ImportError:
+        return None
+    return ipywidgets
 
 
 # ---------------------------------------------------------------------------------------------------------------
