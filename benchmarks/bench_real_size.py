@@ -9,7 +9,9 @@ weights has the cost of the real one), the same batch, size and dtype:
 
 * diffusers: ``StableDiffusionPipeline`` / ``StableDiffusionXLPipeline`` with
   ``DPMSolverMultistepScheduler(use_karras_sigmas=True)``, ``output_type="pt"``;
-* sdlab.generate, without and with ``trajectory=True``;
+* sdlab.generate, without and with ``trajectory=True``, and with the trajectory's per-step SSIM and perceptual
+  metric (:func:`sdlab.measure.steps.step_deltas`, every step decoded by the tiny decoder: TAESD's architecture,
+  random weights, for its cost);
 * bare loop: sdlab's conditioning, CFG denoiser and VAE, with DPM-Solver++(2M) written out inline (no checks,
   no per-image RNG, no specs): what generate costs above the arithmetic itself.
 
@@ -67,6 +69,18 @@ def _time_interleaved(
     ]
 
 
+def _random_tiny_decoder(model) -> None:
+    """The tiny decoder sdlab uses for per-step images (TAESD's published architecture: diffusers'
+    ``AutoencoderTiny`` defaults), seeded random weights, on the model's device: no hub needed, same cost."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    channels = model.latent_shape(64, 64)[0]
+    vae = AutoencoderTiny(latent_channels=channels).to(model.device, torch.float32).eval().requires_grad_(False)
+    object.__setattr__(model, "_tiny_vae", vae)  # where sdlab.models.tiny_vae.load_tiny_vae caches it
+
+
 def _bare_loop(model, steps: int, cfg: float, batch: int, size: tuple[int, int]):
     """Conditioning, DPM-Solver++(2M) on Karras sigmas with CFG, decode: nothing else."""
     import torch
@@ -104,6 +118,8 @@ def _rows(name: str, args: argparse.Namespace) -> tuple[list[tuple[str, float, f
     from diffusers import DPMSolverMultistepScheduler
 
     import sdlab.generation as generation
+    from sdlab.measure.metrics import default_perceptual
+    from sdlab.measure.steps import step_deltas
     from sdlab.models import architectures, wrap_pipeline
 
     device = "cuda" if args.full else "cpu"
@@ -128,11 +144,20 @@ def _rows(name: str, args: argparse.Namespace) -> tuple[list[tuple[str, float, f
             cfg=args.cfg, seeds=list(range(batch)), size=size, model=model, trajectory=trajectory,
         )  # fmt: skip
 
+    _random_tiny_decoder(model)
+    metrics = ("ssim", default_perceptual())
+
+    def per_step_metrics() -> object:
+        result = sdlab_run(True)()
+        return [step_deltas(tr, result.latents[k], model=model, image_metrics=metrics, decode="tiny")
+                for k, tr in enumerate(result.trajectories)]  # fmt: skip
+
     label = f"{name} w{width:g} {size[0]}x{size[1]} batch {batch} {str(dtype).removeprefix('torch.')}"
     cases = [
         ("diffusers pipeline", diffusers_run),
         ("sdlab.generate", sdlab_run(False)),
         ("sdlab.generate, trajectory", sdlab_run(True)),
+        (f"sdlab.generate, trajectory + per-step {' and '.join(metrics)} (tiny decoder)", per_step_metrics),
         ("bare loop (sdlab pieces)", _bare_loop(model, args.steps, args.cfg, batch, size)),
     ]
 

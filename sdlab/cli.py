@@ -31,6 +31,7 @@ _GENERATE_DEFAULTS = {
 _GENERATE_NAMES = {
     "prompt": "prompt", "negative": "negative_prompt", "sampler": "sampler", "schedule": "schedule",
     "steps": "steps", "cfg": "cfg", "seed": "seeds", "size": "size", "rng": "rng", "clip_skip": "clip_skip",
+    "ensd": "ensd", "subseed": "subseeds", "subseed_strength": "subseed_strength",
 }  # fmt: skip
 
 
@@ -155,6 +156,9 @@ def _add_generate(sub: Any, common: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None, help="hub id, diffusers folder or .safetensors file (default: embedded)")
     g.add_argument("--rng", default=None, choices=["GPU", "CPU", "NV"], help="A1111's random number source (GPU)")
     g.add_argument("--clip-skip", type=int, default=None, help="(1)")
+    g.add_argument("--ensd", type=int, default=None, help="A1111's eta noise seed delta (0; NovelAI's 31337)")
+    g.add_argument("--subseed", type=int, action="append", help="A1111's variation seed, one per --seed")
+    g.add_argument("--subseed-strength", type=float, default=None, help="how much of the variation seed (0 to 1)")
     g.add_argument("--device", default=None)
     g.add_argument("--option", action="append", help="sampler option NAME=VALUE, e.g. eta=0.5")
     g.add_argument("--out", required=True)

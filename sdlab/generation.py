@@ -12,7 +12,6 @@ Every argument is checked before any model work; :func:`check_run` dry-runs a sa
 from __future__ import annotations
 
 import math
-import operator
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +26,7 @@ from torch import Tensor
 from sdlab import limits
 from sdlab.errors import SdlabError
 from sdlab.infotext import format_infotext, write_new_png
+from sdlab.inputs import listed, parse_size, per_image, seed_list, whole
 from sdlab.models import load_model
 from sdlab.models.denoisers import LCMEpsDenoiser, training_sigmas
 from sdlab.models.loading import SDModel, resolve_device
@@ -358,6 +358,9 @@ def generate(
     batch_size: int | None = None,
     rng: str = "GPU",
     ensd: int = 0,
+    subseeds: Sequence[int] | int | None = None,
+    subseed_strength: float = 0.0,
+    seed_resize_from: tuple[int, int] | None = None,
     clip_skip: int = 1,
     sigma_min: float | None = None,
     sigma_max: float | None = None,
@@ -378,9 +381,11 @@ def generate(
 
     ``sampler`` and ``schedule`` take A1111 names ("DPM++ 2M Karras", "Euler a"), ComfyUI names ("dpmpp_2m" with
     schedule "karras") or old ``k_`` forms. Each image has its own generator (``rng``: "GPU", "CPU" or "NV"), so
-    it never changes with batch size or position. KSamplerAdvanced-style handoff: ``start_step``/``end_step``
-    slice the schedule, ``add_noise=False`` continues ``latents`` as they are, ``return_leftover_noise=True``
-    stops at the slice's last sigma instead of denoising to 0. Extra keyword arguments go to the sampler (eta, ...).
+    its noise never changes with batch size or position; ``subseeds`` (one per seed) and ``subseed_strength`` are
+    A1111's variation seed and strength, ``seed_resize_from=(W, H)`` its "resize seed from". KSamplerAdvanced-style
+    handoff: ``start_step``/``end_step`` slice the schedule, ``add_noise=False`` continues ``latents`` as they are,
+    ``return_leftover_noise=True`` stops at the slice's last sigma instead of denoising to 0. Extra keyword
+    arguments go to the sampler (eta, ...).
     ``trajectory=True`` records each image's per-step latents, denoised predictions, NFE and wall time on the CPU
     at ``trajectory_dtype`` (None: float32; "float16" halves them), no decoded image. ``batch_size``: at once.
     Every argument is checked before any model work (what needs the model right after loading it, sizes against
@@ -392,6 +397,7 @@ def generate(
         progress=progress, return_leftover_noise=return_leftover_noise,
         always_discard_penultimate=always_discard_penultimate,
     )  # fmt: skip
+    variation = _check_variation(a, subseeds, subseed_strength, seed_resize_from, rng)
     keep_dtype = trajectory_storage(trajectory_dtype, sampler=a.resolved.label)
     resolved, seeds, ensd, clip_skip = a.resolved, a.seeds, a.ensd, a.clip_skip
     add_noise, return_leftover_noise = bool(add_noise), bool(return_leftover_noise)
@@ -409,15 +415,18 @@ def generate(
         clip_skip=clip_skip, rng=rng, ensd=ensd, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho,
         start_step=a.start_step, end_step=a.end_step, add_noise=add_noise, return_leftover_noise=return_leftover_noise,
         sampler_options=tuple(sorted({**resolved.options, **sampler_options}.items())), device=str(sd.device),
-        dtype=str(sd.dtype).removeprefix("torch."),
+        dtype=str(sd.dtype).removeprefix("torch."), subseed_strength=variation.strength,
+        seed_resize_from=variation.resize_from, always_discard_penultimate=bool(always_discard_penultimate),
     )  # fmt: skip
-    pairs = zip(a.prompts, a.negatives, seeds, strict=True)
-    specs = [RunSpec(prompt=p, seed=s, negative_prompt=n, **common) for p, n, s in pairs]
+    subs = variation.subseeds or [None] * len(seeds)
+    pairs = zip(a.prompts, a.negatives, seeds, subs, strict=True)
+    specs = [RunSpec(prompt=p, seed=s, negative_prompt=n, subseed=u, **common) for p, n, s, u in pairs]
     t0 = time.perf_counter()
     run = dict(cfg=cfg, width=width, height=height, rng=rng, ensd=ensd, clip_skip=clip_skip, add_noise=add_noise,
-               trajectory=keep_dtype if trajectory else None, options=sampler_options)  # fmt: skip
+               trajectory=keep_dtype if trajectory else None, options=sampler_options, variation=variation)  # fmt: skip
+    inputs = _PerImage(seeds, a.prompts, a.negatives, latents, variation.subseeds)
     images, finals, trajs, nfe = _sample_batches(
-        sd, resolved, sigmas, _PerImage(seeds, a.prompts, a.negatives, latents), a.batch_size or len(seeds), run,
+        sd, resolved, sigmas, inputs, a.batch_size or len(seeds), run,
         decode=decode, leftover=return_leftover_noise, progress=progress,
     )  # fmt: skip
     imgs, lat = (torch.cat(images) if images else torch.empty(0)), torch.cat(finals)
@@ -447,7 +456,7 @@ def _check_arguments(
 ) -> _Arguments:  # fmt: skip
     """The cheap checks, before any model work: each bad argument raises one SdlabError naming it."""
 
-    seeds = _seed_list(seeds)
+    seeds = seed_list(seeds)
     _check(steps, cfg, seeds, sampler)
     resolved = resolve_sampler(sampler)
     label = resolved.label
@@ -462,13 +471,13 @@ def _check_arguments(
         resolved=resolved,
         seeds=checked.seeds,
         ensd=checked.ensd,
-        prompts=_per_image(prompt, checked.seeds, "prompt"),
-        negatives=_per_image(negative_prompt, checked.seeds, "negative_prompt"),
+        prompts=per_image(prompt, checked.seeds, "prompt"),
+        negatives=per_image(negative_prompt, checked.seeds, "negative_prompt"),
         size=parse_size(size, sampler=label),
-        clip_skip=_whole("clip_skip", clip_skip, 1, label, hint="1 = the last CLIP layer, 2 = skip one"),
-        start_step=_whole("start_step", start_step, 0, label, hint="0 starts at the first step"),
-        end_step=None if end_step is None else _whole("end_step", end_step, 1, label, hint="None runs to the end"),
-        batch_size=None if batch_size is None else _whole("batch_size", batch_size, 1, label, hint="None = all"),
+        clip_skip=whole("clip_skip", clip_skip, 1, label, hint="1 = the last CLIP layer, 2 = skip one"),
+        start_step=whole("start_step", start_step, 0, label, hint="0 starts at the first step"),
+        end_step=None if end_step is None else whole("end_step", end_step, 1, label, hint="None runs to the end"),
+        batch_size=None if batch_size is None else whole("batch_size", batch_size, 1, label, hint="None = all"),
     )
 
 
@@ -511,20 +520,51 @@ def _check_for_model(
 
 
 @dataclass(frozen=True)
+class _Variation:
+    """A1111's variation seeds (one per image, or None) and strength, and its "resize seed from" (W, H) or None."""
+
+    subseeds: list[int] | None = None
+    strength: float = 0.0
+    resize_from: tuple[int, int] | None = None
+
+
+def _check_variation(a: _Arguments, subseeds: Any, strength: Any, resize_from: Any, rng: str) -> _Variation:
+    """The variation settings, checked by the image RNG that will use them (one subseed per seed, strength in
+    [0, 1], a resize of at least 8 px); a diffusers scheduler draws its own noise and takes none of them."""
+    subs = None if subseeds is None else seed_list(subseeds)
+    resize = None if resize_from is None else (listed(resize_from) or resize_from)
+    try:
+        checked = rng_mod.ImageRNG((4, 8, 8), a.seeds, source=rng, subseeds=subs, subseed_strength=strength,
+                                   seed_resize_from=resize)  # fmt: skip
+    except SdlabError as e:
+        raise e.with_context(sampler=a.resolved.label) from e
+    variation = _Variation(checked.subseeds, checked.subseed_strength, checked.seed_resize_from)
+    if a.resolved.front_end == "diffusers" and variation != _Variation(variation.subseeds):
+        raise SdlabError(
+            "a diffusers scheduler draws its own noise: no variation seed or seed resize", sampler=a.resolved.label,
+            hint="use the A1111 or ComfyUI name of the sampler, or subseed_strength=0 and seed_resize_from=None",
+        )  # fmt: skip
+    return variation
+
+
+@dataclass(frozen=True)
 class _PerImage:
-    """Each image's own inputs, in batch order: its seed, prompt, negative prompt and starting latent (or None)."""
+    """Each image's own inputs, in batch order: its seed, prompt, negative prompt, starting latent (or None) and
+    variation seed (or None)."""
 
     seeds: list[int]
     prompts: list[str]
     negatives: list[str]
     latents: Tensor | None
+    subseeds: list[int] | None = None
 
     def batches(self, size: int) -> Iterator[_PerImage]:
         """The images ``size`` at a time, in order."""
         for b in range(0, len(self.seeds), size):
             sl = slice(b, b + size)
             latents = None if self.latents is None else self.latents[sl]
-            yield _PerImage(self.seeds[sl], self.prompts[sl], self.negatives[sl], latents)
+            subseeds = None if self.subseeds is None else self.subseeds[sl]
+            yield _PerImage(self.seeds[sl], self.prompts[sl], self.negatives[sl], latents, subseeds)
 
 
 def _sample_batches(
@@ -570,6 +610,7 @@ def _run_batch(
     add_noise: bool,
     trajectory: torch.dtype | None,
     options: dict[str, Any],
+    variation: _Variation,
 ) -> tuple[Tensor, Tensor, list[Trajectory], int | None]:
     """Sample one batch: the final latents, the last denoised prediction, trajectories and the NFE (or None)."""
     seeds, latents = batch.seeds, batch.latents
@@ -580,7 +621,10 @@ def _run_batch(
         noise = torch.stack([torch.randn(shape, generator=g) for g in gens]).to(sd.device)
         options["generator"] = gens
     else:
-        image_rng = rng_mod.ImageRNG(shape, seeds, source=rng, device=sd.device, ensd=ensd)
+        image_rng = rng_mod.ImageRNG(
+            shape, seeds, source=rng, device=sd.device, ensd=ensd, subseeds=batch.subseeds,
+            subseed_strength=variation.strength, seed_resize_from=variation.resize_from,
+        )  # fmt: skip
         noise = image_rng.first().to(device=sd.device, dtype=torch.float32)
     base = torch.zeros_like(noise) if latents is None else latents.to(device=sd.device, dtype=torch.float32)
     x = base + noise * init_noise_scale(resolved, sigmas).to(noise) if add_noise else base
@@ -682,71 +726,6 @@ def _slice(sigmas: Tensor, start: int, end: int | None, leftover: bool, sampler:
     return sigmas
 
 
-def _integer(value: Any) -> int | None:
-    """``value`` as an int when it is a whole number type (int, NumPy or 0-d integer tensor; not bool), else None."""
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-def _whole(name: str, value: Any, minimum: int, sampler: str, *, hint: str) -> int:
-    number = _integer(value)
-    if number is None or number < minimum:
-        raise SdlabError(f"{name} must be an integer >= {minimum}", sampler=sampler, **{name: value}, hint=hint)
-    return number
-
-
-def _seed_list(seeds: Any) -> list[Any]:
-    """One seed or a list of them (checked one by one later); a string is neither."""
-    number = _integer(seeds)
-    if number is not None or isinstance(seeds, bool):
-        return [seeds if number is None else number]
-    listed = _listed(seeds)
-    if listed is None:
-        raise SdlabError(
-            "seeds must be an int or a list of ints, one per image", seeds=seeds, hint="e.g. seeds=[1, 2, 3]"
-        )
-    return listed
-
-
-def _listed(value: Any) -> list[Any] | None:
-    """The items of a list-like ``value``; None for a string, bytes, a mapping or something that cannot be iterated."""
-    if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
-        return None
-    try:
-        return list(value)
-    except TypeError:  # a 0-d tensor or array claims to be iterable
-        return None
-
-
-def parse_size(size: Any, *, sampler: str | None = None) -> tuple[int, int] | None:
-    """(width, height) from ``size`` = (W, H) or "WxH", positive multiples of 8; None for the model's default."""
-    if size is None:
-        return None
-    if isinstance(size, str):
-        try:
-            w, h = (int(v) for v in size.lower().split("x"))
-        except ValueError:
-            raise SdlabError("size must look like WIDTHxHEIGHT", size=size, hint="e.g. 512x512") from None
-    else:
-        values = _listed(size) or []
-        if len(values) != 2:
-            raise SdlabError(
-                "size must be (width, height) or 'WIDTHxHEIGHT'", sampler=sampler, size=size, hint="e.g. (512, 512)"
-            )
-        w, h = (_integer(v) for v in values)
-        if w is None or h is None:
-            raise SdlabError(
-                "width and height must be whole numbers of pixels", sampler=sampler, size=size, hint="e.g. (512, 512)"
-            )
-    if w <= 0 or h <= 0 or w % 8 or h % 8:
-        raise SdlabError("width and height must be positive multiples of 8", sampler=sampler, size=f"{w}x{h}")
-    return int(w), int(h)
-
-
 def _check_clip_skip_layers(sd: Any, clip_skip: int, sampler: str) -> None:
     """SD 1.x: CLIP skip cannot exceed the text encoder's layers (A1111 ignores it for other models)."""
     if getattr(sd, "kind", None) != "sd1":
@@ -761,26 +740,6 @@ def _check_clip_skip_layers(sd: Any, clip_skip: int, sampler: str) -> None:
             layers=layers,
             hint=f"use 1 .. {layers} (1 = the last layer; A1111's usual values are 1 and 2)",
         )
-
-
-def _per_image(value: Any, seeds: list[int], name: str) -> list[str]:
-    """One string for every seed, or a list of strings with one per seed."""
-    if isinstance(value, str):
-        return [value] * len(seeds)
-    listed = _listed(value)
-    if listed is None:
-        raise SdlabError(
-            f"{name} must be a string or a list of strings, one per seed",
-            **{name: value},
-            hint='pass "" for none' if name == "negative_prompt" else 'e.g. "a red cat"',
-        )
-    value = listed
-    bad = [v for v in value if not isinstance(v, str)]
-    if bad:
-        raise SdlabError(f"every {name} must be a string", **{name: bad[0]}, hint="pass one string per seed")
-    if len(value) != len(seeds):
-        raise SdlabError(f"{name} list must have one entry per seed", **{name: len(value)}, seeds=len(seeds))
-    return value
 
 
 class _NoBar:

@@ -33,6 +33,7 @@ MAPPED_KEYS = frozenset(
     {
         *("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Clip skip", "ENSD", "RNG"),
         *("Schedule min sigma", "Schedule max sigma", "Schedule rho", "Discard penultimate sigma"),
+        *("Variation seed", "Variation seed strength", "Seed resize from"),
         *("Eta", "Eta DDIM", "Sigma churn", "Sigma tmin", "Sigma tmax", "Sigma noise", SDLAB_OPTIONS_KEY),
     }
 )
@@ -42,9 +43,6 @@ INFORMATION_KEYS = frozenset(
 )
 # Keys whose value is harmless at A1111's default: (default values, what the feature is).
 _AT_DEFAULT: dict[str, tuple[tuple[Any, ...], str]] = {
-    "Variation seed strength": ((0, 0.0), "variation seeds (generate has no subseed yet)"),
-    "Variation seed": ((None,), "variation seeds"),  # only with a strength; checked below
-    "Seed resize from": ((None,), "seed resize"),
     "Beta schedule alpha": ((0.6,), "a Beta schedule alpha other than generate's 0.6"),
     "Beta schedule beta": ((0.6,), "a Beta schedule beta other than generate's 0.6"),
     "Tiling": ((False,), "tiling"),
@@ -195,6 +193,10 @@ def _from_spec(d: dict[str, Any]) -> dict[str, Any]:
         "rho": spec.rho,
         "end_step": spec.end_step,
         "return_leftover_noise": spec.return_leftover_noise,
+        "subseeds": None if spec.subseed is None else [spec.subseed],
+        "subseed_strength": spec.subseed_strength,
+        "seed_resize_from": spec.seed_resize_from,
+        "always_discard_penultimate": spec.always_discard_penultimate,
         **dict(spec.sampler_options),
     }
 
@@ -215,9 +217,7 @@ def _check_runnable(params: dict[str, Any]) -> None:
             raise SdlabError(f"sdlab.generate does not run {what}", field=key, value=params[key], hint=hint)
     for key, (defaults, what) in _AT_DEFAULT.items():
         value = params.get(key)
-        if key == "Variation seed" or value is None or value in defaults:
-            continue
-        if key == "Seed resize from" and not (isinstance(value, tuple) and min(value) > 0):
+        if value is None or value in defaults:
             continue
         raise SdlabError(f"sdlab.generate does not run {what}", field=key, value=value, hint=hint)
     known = MAPPED_KEYS | INFORMATION_KEYS | set(_AT_DEFAULT) | set(_FEATURES) | {"prompt", "negative_prompt"}

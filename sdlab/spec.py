@@ -71,6 +71,10 @@ class RunSpec:
     sampler_options: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: eta, s_churn, ...
     device: str = "cpu"
     dtype: str = "float32"
+    subseed: int | None = None  # A1111's "Variation seed" (its noise is slerped in by subseed_strength)
+    subseed_strength: float = 0.0
+    seed_resize_from: tuple[int, int] | None = None  # A1111's "Seed resize from" (W, H)
+    always_discard_penultimate: bool = False  # A1111's "Discard penultimate sigma" setting
     versions: tuple[tuple[str, str], ...] = field(default_factory=lambda: tuple(sorted(versions().items())))
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,11 +91,18 @@ class RunSpec:
         d["sampler_options"] = tuple(sorted(dict(d.get("sampler_options", {})).items()))
         if "versions" in d:
             d["versions"] = tuple(sorted(dict(d["versions"]).items()))
+        if d.get("seed_resize_from") is not None:  # JSON has lists
+            d["seed_resize_from"] = tuple(d["seed_resize_from"])
         return cls(**d)
 
     def key(self, *, with_versions: bool = True) -> str:
-        """SHA-256 of the canonical JSON of the spec: the identity of its result."""
+        """SHA-256 of the canonical JSON of the spec: the identity of its result. Fields added after 0.1
+        (:data:`_ADDED_FIELDS`) count only away from their defaults, so every earlier run keeps its key and stores
+        written before them stay valid."""
         d = self.to_dict()
+        for name in _ADDED_FIELDS:
+            if d[name] == _DEFAULTS[name]:
+                del d[name]
         if not with_versions:
             d.pop("versions")
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
@@ -148,8 +159,18 @@ class RunSpec:
         ):
             if getattr(self, name) is not None:
                 p[label] = getattr(self, name)
+        if self.subseed_strength:  # A1111 writes the variation seed only with a strength
+            p["Variation seed"], p["Variation seed strength"] = self.subseed, self.subseed_strength
+        if self.seed_resize_from is not None:
+            p["Seed resize from"] = self.seed_resize_from
+        if self.always_discard_penultimate:
+            p["Discard penultimate sigma"] = True
         p["Version"] = f"sdlab {dict(self.versions).get('sdlab', '')}".strip()
         return {k: v for k, v in p.items() if v is not None}
+
+
+_ADDED_FIELDS = ("subseed", "subseed_strength", "seed_resize_from", "always_discard_penultimate")
+_DEFAULTS = {f.name: f.default for f in fields(RunSpec) if f.name in _ADDED_FIELDS}
 
 
 # -- Naming a run's sampler and schedule in A1111's infotext -----------------------------------------------------
@@ -299,8 +320,6 @@ def _effective_options(info: SamplerInfo, options: dict[str, Any]) -> dict[str, 
 
 # Keys of image-changing A1111 features sdlab.generate does not run, and whether a value means the feature is used.
 _NOT_RUN: dict[str, Callable[[Any], bool]] = {
-    "Variation seed strength": lambda v: v != 0,
-    "Seed resize from": lambda v: isinstance(v, tuple) and min(v) > 0,  # A1111 resizes only to a positive size
     "Denoising strength": lambda v: True,  # hires fix or img2img
     "Hires upscale": lambda v: True,
     "Hires resize": lambda v: True,
@@ -320,8 +339,9 @@ def from_a1111(params: dict[str, Any]) -> dict[str, Any]:
     :func:`a1111_names` writes for runs A1111 cannot describe ("dpm_fast (ComfyUI)", "beta_comfy (ComfyUI)") read
     back as sdlab names, with their options from the "sdlab options" key. Other names are resolved by sdlab's
     rules. The model is not included (pass ``model=``). Raises :class:`SdlabError` when there is no Seed, for
-    unknown names, and for features that change the image which ``generate`` does not run (variation seeds, seed
-    resize, hires fix, img2img, tiling).
+    unknown names, and for features that change the image which ``generate`` does not run (hires fix, img2img,
+    tiling). Variation seed and strength become ``subseeds``/``subseed_strength``, "Seed resize from"
+    ``seed_resize_from``.
 
     >>> from sdlab.infotext import parse_infotext
     >>> kw = from_a1111(parse_infotext("a cat\\nSteps: 20, Sampler: DPM++ 2M Karras, Seed: 7, Eta: 0.5"))
@@ -355,6 +375,14 @@ def from_a1111(params: dict[str, Any]) -> dict[str, Any]:
     }
     if params.get("Discard penultimate sigma"):
         kwargs["always_discard_penultimate"] = True
+    if params.get("Variation seed strength"):  # A1111: the variation seed counts only with a strength
+        if not isinstance(params.get("Variation seed"), int):
+            raise SdlabError("a Variation seed strength without a Variation seed", field="Variation seed strength",
+                             hint="add 'Variation seed: N' or drop the strength")  # fmt: skip
+        kwargs["subseeds"], kwargs["subseed_strength"] = [params["Variation seed"]], params["Variation seed strength"]
+    resize = params.get("Seed resize from")
+    if isinstance(resize, tuple) and min(resize) > 0:  # A1111 resizes only to a positive size (-1x-1: none)
+        kwargs["seed_resize_from"] = resize
     return kwargs
 
 

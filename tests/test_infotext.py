@@ -408,9 +408,8 @@ def test_a1111_api_no_resize_value_reruns():
     from sdlab.spec import from_a1111
 
     text = "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Seed resize from: -1x-1"
-    assert from_a1111(parse_infotext(text))["seeds"] == [1]
-    with pytest.raises(SdlabError, match="Seed resize from"):  # a real resize is not something generate runs
-        from_a1111(parse_infotext(text.replace("-1x-1", "768x512")))
+    assert "seed_resize_from" not in from_a1111(parse_infotext(text))  # -1x-1: no resize
+    assert from_a1111(parse_infotext(text.replace("-1x-1", "768x512")))["seed_resize_from"] == (768, 512)
 
 
 @pytest.mark.parametrize(
@@ -551,7 +550,7 @@ def test_from_a1111_reads_names_as_a1111_does():
     ("line", "message"),
     [
         ("Steps: 20, Sampler: Euler, Schedule type: Karras", "no Seed"),
-        ("Steps: 20, Sampler: Euler, Seed: 1, Variation seed strength: 0.3", "Variation seed strength"),
+        ("Steps: 20, Sampler: Euler, Seed: 1, Variation seed strength: 0.3", "without a Variation seed"),
         ("Steps: 20, Sampler: Euler, Seed: 1, Hires upscale: 2", "Hires upscale"),
         ("Steps: 20, Sampler: Nonesuch, Seed: 1", "unknown sampler"),
         ("Steps: 20, Sampler: Euler, Schedule type: nonesuch (ComfyUI), Seed: 1", "unknown schedule"),
@@ -574,7 +573,7 @@ def test_the_a1111_corpus_maps_every_field_sdlab_runs():
     with pytest.raises(SdlabError, match="field='prompt'.*<lora:fox_v2:0.8>"):
         read_run(A1111_TEXT)  # the LoRA tag: sdlab loads no extra networks
     params = dict(A1111_PARSED, prompt=A1111_PARSED["prompt"].replace("<lora:fox_v2:0.8>, ", ""))
-    for field in ("Lora hashes", "Variation seed strength", "VAE"):  # each named in turn, then left out
+    for field in ("Lora hashes", "VAE"):  # each named in turn, then left out
         with pytest.raises(SdlabError, match=f"field='{field}'"):
             read_run(params)
         params = {k: v for k, v in params.items() if k != field}
@@ -595,20 +594,19 @@ def test_the_a1111_corpus_maps_every_field_sdlab_runs():
         "sigma_max": None,
         "rho": 5.0,
         "eta": 0.67,
+        "subseeds": [42],
+        "subseed_strength": 0.3,
     }
 
 
 def test_the_representative_params_map_what_generate_runs():
     from sdlab.rerun import read_run
 
-    with pytest.raises(SdlabError, match="field='Seed resize from'"):
-        read_run(REPRESENTATIVE)
     with pytest.raises(SdlabError, match="field='Tiling'"):
-        read_run(REPRESENTATIVE, ignore=["Seed resize from"])
+        read_run(REPRESENTATIVE)
     with pytest.raises(SdlabError, match="field='Custom key'"):
-        read_run(REPRESENTATIVE, ignore=["Seed resize from", "Tiling"])
-    kwargs = read_run(REPRESENTATIVE, ignore=["Seed resize from", "Tiling", "Custom key", "Empty", "Spaced",
-                                              "Leading quote"])  # fmt: skip
+        read_run(REPRESENTATIVE, ignore=["Tiling"])
+    kwargs = read_run(REPRESENTATIVE, ignore=["Tiling", "Custom key", "Empty", "Spaced", "Leading quote"])
     assert (kwargs["sampler"], kwargs["schedule"], kwargs["steps"], kwargs["cfg"]) == (
         "DPM++ 2M SDE",
         "Exponential",
@@ -623,4 +621,5 @@ def test_the_representative_params_map_what_generate_runs():
     )
     assert (kwargs["sigma_min"], kwargs["sigma_max"], kwargs["rho"]) == (0.0292, 14.6146, 7.0)
     assert kwargs["always_discard_penultimate"] is True and kwargs["eta"] == 1.0
+    assert kwargs["seed_resize_from"] == REPRESENTATIVE["Seed resize from"]
     assert kwargs["prompt"] == REPRESENTATIVE["prompt"] and kwargs["negative_prompt"] == "blurry\nextra limbs"

@@ -23,6 +23,7 @@ FLOORS: dict[str, int] = {
     "sdlab.environment": 0,
     "sdlab.deprecation": 0,
     "sdlab.options": 0,
+    "sdlab.inputs": 0,
     "sdlab.noise": 1,
     "sdlab.philox": 1,
     "sdlab.rng": 1,

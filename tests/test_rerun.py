@@ -72,6 +72,69 @@ def _text_chunk(text):
     return info
 
 
+VARIATION = dict(prompt="two red circles", sampler="DPM++ 2M", steps=4, cfg=5.0, seeds=[6], subseeds=[78],
+                 subseed_strength=0.3, seed_resize_from=(48, 64), always_discard_penultimate=True)  # fmt: skip
+
+
+def test_variation_seeds_seed_resize_and_discard_penultimate_rerun_from_the_png_and_the_infotext(tmp_path):
+    result = generate(**VARIATION)
+    plain = generate(**{**VARIATION, "subseed_strength": 0.0, "seed_resize_from": None})
+    assert not torch.equal(result.latents, plain.latents)  # the variation seed and the resize changed the images
+    spec = result.specs[0]
+    assert (spec.subseed, spec.subseed_strength, spec.seed_resize_from, spec.always_discard_penultimate) == (
+        78, 0.3, (48, 64), True)  # fmt: skip
+    assert spec.key() != plain.specs[0].key()
+    (path,) = result.save(tmp_path / "png")
+    infotext, _ = read_png(path)
+    assert "Variation seed: 78, Variation seed strength: 0.3" in infotext and "Seed resize from: 48x64" in infotext
+    for source in (path, infotext):  # sdlab's own spec, then A1111's text alone
+        kwargs = read_run(source)
+        assert (kwargs["seeds"], kwargs["subseeds"], kwargs["subseed_strength"]) == ([6], [78], 0.3)
+        assert kwargs["seed_resize_from"] == (48, 64) and kwargs["always_discard_penultimate"] is True
+        again = generate(**kwargs)
+        _same(again, result)
+
+
+def test_a_full_variation_strength_is_the_variation_seed_itself():
+    run = dict(prompt="two red circles", sampler="Euler", steps=3, cfg=5.0)
+    full = generate(**run, seeds=[5], subseeds=[77], subseed_strength=1.0)
+    assert torch.allclose(full.latents, generate(**run, seeds=[77]).latents, atol=1e-4)  # A1111's slerp at 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(seeds=[1, 2], subseeds=[3], subseed_strength=0.5), "one subseed per seed"),
+        (dict(seeds=[1], subseed_strength=0.5), "subseeds is None"),
+        (dict(seeds=[1], subseeds=[3], subseed_strength=1.5), r"\[0, 1\]"),
+        (dict(seeds=[1], seed_resize_from=(4, 4)), "below 8 pixels"),
+        (
+            dict(seeds=[1], subseeds=[3], subseed_strength=0.5, sampler="diffusers:EulerDiscreteScheduler"),
+            "draws its own noise",
+        ),
+    ],
+)
+def test_bad_variation_settings_are_refused_before_any_model_work(kwargs, message):
+    with pytest.raises(SdlabError, match=message):
+        generate("a cat", steps=2, model="no/such/model", **kwargs)  # refused before the model is looked up
+
+
+def test_a_spec_written_by_sdlab_0_1_keeps_its_key():
+    """Fields added since (variation seed, seed resize, discard penultimate) count only away from their
+    defaults: this spec and key were written by sdlab 0.1 (commit 57ff0b6), before those fields existed."""
+    from sdlab.spec import RunSpec
+
+    old = {"add_noise": True, "cfg": 6.5, "clip_skip": 1, "device": "cpu", "dtype": "float32", "end_step": None,
+           "ensd": 31337, "height": 64, "model": "embedded", "model_hash": "", "negative_prompt": "",
+           "prompt": "a red fox", "return_leftover_noise": False, "rho": None, "rng": "GPU", "sampler": "Euler a",
+           "sampler_key": "euler_ancestral", "sampler_options": {"eta": 0.7}, "schedule": "Karras",
+           "schedule_resolved": "karras", "seed": 7, "sigma_max": None, "sigma_min": None, "start_step": 0,
+           "steps": 12, "versions": {"sdlab": "0.1.0", "torch": "2.14.1"}, "width": 64}  # fmt: skip
+    spec = RunSpec.from_dict(old)
+    assert spec.key() == "85d11990096959d80882a2d368cf5faa8b03da9af9569008d5caee1abaf5b2f4"
+    assert RunSpec.from_dict({**old, "subseed": 3, "subseed_strength": 0.2}).key() != spec.key()
+
+
 def test_overrides_change_one_thing(original):
     _, path = original
     kwargs = read_run(path, sampler="Euler", steps=3)
@@ -92,6 +155,11 @@ def test_cli_generate_from_reruns_and_overrides(original, tmp_path, capsys):
     (changed,) = capsys.readouterr().out.split()
     _, spec = read_png(changed)
     assert (spec["sampler"], spec["steps"], spec["seed"], spec["ensd"]) == ("Euler", 3, 3407, 31337)
+    assert main(["generate", "--from", str(path), "--subseed", "9", "--subseed-strength", "0.25", "--out",
+                 str(tmp_path / "v"), "--quiet"]) == 0  # fmt: skip
+    (varied,) = capsys.readouterr().out.split()
+    _, spec = read_png(varied)
+    assert (spec["seed"], spec["subseed"], spec["subseed_strength"]) == (3407, 9, 0.25)
     assert main(["generate", "--out", str(tmp_path / "x")]) == 2  # neither --prompt nor --from
     assert "--prompt" in capsys.readouterr().err
 
@@ -143,8 +211,7 @@ BASE = "a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512"
         ("a cat <lora:fox_v2:0.8>\nSteps: 20, Sampler: Euler, Seed: 1, Size: 512x512", "prompt"),
         (BASE + ', Lora hashes: "fox_v2: 0a1b"', "Lora hashes"),
         (BASE + ", ADetailer model: face_yolov8n.pt", "ADetailer model"),
-        (BASE + ", Variation seed: 5, Variation seed strength: 0.3", "Variation seed strength"),
-        (BASE + ", Seed resize from: 768x512", "Seed resize from"),
+        (BASE + ", Variation seed strength: 0.3", "Variation seed strength"),  # a strength without its seed
         (BASE + ", Face restoration: CodeFormer", "Face restoration"),
         (BASE + ", Emphasis: No norm", "Emphasis"),
         (BASE + ", Tiling: True", "Tiling"),

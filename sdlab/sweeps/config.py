@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from sdlab import generation
+from sdlab import inputs
 from sdlab.errors import SdlabError, closest
 from sdlab.experiments import DISTANCES
 from sdlab.generation import MAX_STEPS
@@ -290,7 +290,7 @@ def parse_size(size: Any) -> tuple[int, int] | None:
     if isinstance(size, bool):
         raise _bad("size", size)
     try:
-        return generation.parse_size(size)
+        return inputs.parse_size(size)
     except SdlabError as e:
         raise e.with_context(key="size") from e
 
