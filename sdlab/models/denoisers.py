@@ -189,7 +189,8 @@ class DiffusersUNet:
         text_embeds: Tensor | None = None,
         time_ids: Tensor | None = None,
     ) -> Tensor:
-        device, dtype = self.unet.device, self.unet.dtype
+        weight = next(self.unet.parameters())  # its device and dtype: diffusers' .device/.dtype walk every
+        device, dtype = weight.device, weight.dtype  # parameter (10 ms a step for SDXL on this CPU)
         added = None
         if text_embeds is not None:
             added = {"text_embeds": text_embeds.to(device, dtype), "time_ids": time_ids.to(device, dtype)}
