@@ -154,6 +154,15 @@ def test_rejudge_refuses_a_threshold_the_judge_does_not_have():
         F.rejudge("converge_same_image", evidence, "same", [math.nan])
 
 
+def test_saved_verdicts_keep_wall_times_apart(tmp_path):
+    table = pd.DataFrame([{"claim": "a", "text": "t", "source": "ru", "verdict": "supported", "summary": "s",
+                           "seconds": 1.5}])  # fmt: skip
+    written = F.save_verdicts(table, tmp_path)
+    assert {p.name for p in written} == {"verdicts.csv", "verdicts.md", "verdicts.png", "timings.csv"}
+    assert "seconds" not in pd.read_csv(tmp_path / "verdicts.csv").columns  # a rebuild writes the same table
+    assert pd.read_csv(tmp_path / "timings.csv").to_dict("records") == [{"claim": "a", "seconds": 1.5}]
+
+
 def _gt_table(orders: dict[str, float], nfe_per_step: dict[str, int]) -> pd.DataFrame:
     """Synthetic ground-truth errors 0.5 * steps**-order, per sampler and schedule."""
     rows = []

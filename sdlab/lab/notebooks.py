@@ -71,6 +71,7 @@ LAB_DIR_ENV = "SDLAB_LAB_DIR"  # moves LAB_DIR (the browser test: a temporary fo
 CELL_TIMEOUT = 900  # seconds one cell may run before the run fails (a full-mode sweep cell is the longest)
 PATTERN = "[0-9][0-9]_*.py"  # lab notebooks: two digits, underscore, name
 _NEEDS = ("papermill", "jupytext", "nbclient", "ipykernel")
+RECORDED = (".png", ".svg", ".csv", ".md")  # what a full run records in figures/MANIFEST.json
 
 
 @dataclass
@@ -324,8 +325,9 @@ def run_all(
 
 
 def _record(run: NotebookRun, root: str | Path, parameters: Mapping[str, Any] | None, threads: int) -> None:
-    """Record a full run's committed figures (PNG, SVG) in ``root``'s manifest, producer "notebook <name>"."""
-    figures = [p for p in run.files if p.suffix.lower() in (".png", ".svg")]
+    """Record a full run's committed figures and tables (PNG, SVG, CSV, Markdown; not the HTML, which git ignores,
+    nor wall times) in ``root``'s manifest, producer "notebook <name>"."""
+    figures = [p for p in run.files if p.suffix.lower() in RECORDED and p.name != "timings.csv"]
     spec = {"notebook": run.name, "smoke": False, **(parameters or {})}
     record_figures(root, figures, producer=f"notebook {run.name}", spec=spec, threads=threads)
 
