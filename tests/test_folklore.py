@@ -163,6 +163,15 @@ def test_saved_verdicts_keep_wall_times_apart(tmp_path):
     assert pd.read_csv(tmp_path / "timings.csv").to_dict("records") == [{"claim": "a", "seconds": 1.5}]
 
 
+def test_saved_evidence_keeps_wall_times_apart(tmp_path):
+    table = pd.DataFrame([{"sampler": "LMS", "metric": "nfe", "value": 20.0},
+                          {"sampler": "LMS", "metric": "seconds", "value": 0.3}])  # fmt: skip
+    written = F.save_evidence(F.Evidence("mixed", "", table), tmp_path, "cost")
+    assert {p.name for p in written} == {"cost.csv", "cost_timings.csv"}
+    assert list(pd.read_csv(tmp_path / "cost.csv")["metric"]) == ["nfe"]
+    assert list(pd.read_csv(tmp_path / "cost_timings.csv")["metric"]) == ["seconds"]
+
+
 def _gt_table(orders: dict[str, float], nfe_per_step: dict[str, int]) -> pd.DataFrame:
     """Synthetic ground-truth errors 0.5 * steps**-order, per sampler and schedule."""
     rows = []

@@ -167,7 +167,9 @@ def show_evidence(evidence: Evidence, *, claim: Claim | None = None, return_html
 
 
 def save_evidence(evidence: Evidence, out_dir: str | Path, name: str) -> list[Path]:
-    """Write ``<name>.png`` (the chart), ``<name>_images.png`` (an image strip) and ``<name>.csv`` (the table)."""
+    """Write ``<name>.png`` (the chart), ``<name>_images.png`` (an image strip) and ``<name>.csv`` (the table);
+    the table's wall times (``metric == "seconds"`` rows) go to ``<name>_timings.csv``, so a rebuild writes the
+    same ``<name>.csv``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -177,8 +179,13 @@ def save_evidence(evidence: Evidence, out_dir: str | Path, name: str) -> list[Pa
     if evidence.images:
         save_image(image_strip(evidence.images, scale=2), out / f"{name}_images.png")
         written.append(out / f"{name}_images.png")
-    evidence.table.to_csv(out / f"{name}.csv", index=False)
+    table = evidence.table
+    timed = table["metric"].eq("seconds") if "metric" in table.columns else pd.Series(False, index=table.index)
+    table[~timed].to_csv(out / f"{name}.csv", index=False)
     written.append(out / f"{name}.csv")
+    if timed.any():
+        table[timed].to_csv(out / f"{name}_timings.csv", index=False)
+        written.append(out / f"{name}_timings.csv")
     return written
 
 

@@ -327,7 +327,7 @@ def run_all(
 def _record(run: NotebookRun, root: str | Path, parameters: Mapping[str, Any] | None, threads: int) -> None:
     """Record a full run's committed figures and tables (PNG, SVG, CSV, Markdown; not the HTML, which git ignores,
     nor wall times) in ``root``'s manifest, producer "notebook <name>"."""
-    figures = [p for p in run.files if p.suffix.lower() in RECORDED and p.name != "timings.csv"]
+    figures = [p for p in run.files if p.suffix.lower() in RECORDED and not p.name.endswith("timings.csv")]
     spec = {"notebook": run.name, "smoke": False, **(parameters or {})}
     record_figures(root, figures, producer=f"notebook {run.name}", spec=spec, threads=threads)
 
