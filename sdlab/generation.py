@@ -539,7 +539,7 @@ def _check_variation(a: _Arguments, subseeds: Any, strength: Any, resize_from: A
     except SdlabError as e:
         raise e.with_context(sampler=a.resolved.label) from e
     variation = _Variation(checked.subseeds, checked.subseed_strength, checked.seed_resize_from)
-    if a.resolved.front_end == "diffusers" and variation != _Variation(variation.subseeds):
+    if a.resolved.front_end == "diffusers" and (variation.strength or variation.resize_from is not None):
         raise SdlabError(
             "a diffusers scheduler draws its own noise: no variation seed or seed resize", sampler=a.resolved.label,
             hint="use the A1111 or ComfyUI name of the sampler, or subseed_strength=0 and seed_resize_from=None",

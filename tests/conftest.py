@@ -1,5 +1,7 @@
 """Fixtures shared by the test modules."""
 
+import socket
+
 import pytest
 import torch
 
@@ -20,3 +22,15 @@ def tiny():
     from sdlab.testing import tiny_model
 
     return tiny_model("sd1", seed=0)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """No hub, no sockets: hub lookups are off and sockets refuse to connect, so whatever the test builds and
+    loads must work offline (use with ``pytestmark = pytest.mark.usefixtures("no_network")``)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access is disabled in sdlab's tests")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import resource
-import socket
 import time
 
 import pytest
@@ -17,19 +16,8 @@ from sdlab.models.single_file import recognise_single_file
 NARROW = 0.1  # channels 32/64/128 (UNet), 32/... (VAE), 64/128 (text): every layer kept
 
 
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """No hub, no sockets: everything here is built and loaded offline."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access is disabled in sdlab's tests")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
 pytestmark = [
-    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.usefixtures("one_thread", "no_network"),
     pytest.mark.filterwarnings("ignore:no CLIP vocabulary"),
 ]
 

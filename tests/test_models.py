@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import socket
 import subprocess
 import sys
 
@@ -27,18 +26,7 @@ from sdlab.testing import save_single_file, tiny_model, tiny_pipeline
 SD_SCHEDULER = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "num_train_timesteps": 1000}
 
 
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """No test here may touch the network: hub lookups are off and sockets refuse to connect."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access is disabled in sdlab's tests")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest on one thread
+pytestmark = pytest.mark.usefixtures("one_thread", "no_network")  # tiny models run fastest on one thread
 
 
 @pytest.fixture(scope="module")

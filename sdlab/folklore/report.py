@@ -7,6 +7,8 @@ Markdown and as a figure, and one claim's evidence shown in Jupyter or written t
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -203,9 +205,6 @@ def rejudge(
 
     >>> rejudge("lms_needs_100_steps", lab.evidence["lms_needs_100_steps"], "tol", [0.005, 0.01, 0.02, 0.05])
     """
-    import inspect
-    import math
-
     claim = get_claim(claim_id)
     names = [p.name for p in inspect.signature(claim.judge).parameters.values() if p.kind is p.KEYWORD_ONLY]
     if threshold not in names:
